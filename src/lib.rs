@@ -1,0 +1,13 @@
+//! pocketllm: run small quantized GGUF language models on the CPU (and, later, WebGPU).
+//!
+//! Layout follows `DESIGN.md`: `gguf` reads and writes the file format, `quant` knows every
+//! block layout, `tokenizer` turns text into ids, `model` holds one `forward()` written against
+//! the `backend::Backend` trait, `sampler` picks the next token.
+
+pub mod error;
+pub mod gguf;
+pub mod quant;
+pub mod sampler;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
