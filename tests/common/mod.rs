@@ -1,0 +1,49 @@
+//! Shared helpers for integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// `../shared/fixtures` beside the checkout. Tests that need it call this and return early when
+/// it is `None`, after it has printed a loud SKIPPED line; under `CI=true` a missing folder is a
+/// failure, never a skip.
+pub fn fixtures() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("../shared/fixtures is missing and CI=true: fixture tests must not skip in CI");
+    }
+    eprintln!("SKIPPED: ../shared/fixtures not found at {}", dir.display());
+    None
+}
+
+/// Reads a fixture file, gunzipping `.gz` files.
+pub fn read_fixture(rel: &str) -> Option<Vec<u8>> {
+    let path = fixtures()?.join(rel);
+    let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    if rel.ends_with(".gz") {
+        use std::io::Read;
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+        Some(out)
+    } else {
+        Some(raw)
+    }
+}
+
+/// Every fixture model file, as a path relative to the fixtures folder.
+pub fn fixture_models() -> Vec<String> {
+    let Some(dir) = fixtures() else { return Vec::new() };
+    let mut out = Vec::new();
+    for sub in ["models/stories260k", "models/random"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".gguf") {
+                out.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    out.sort();
+    out
+}
