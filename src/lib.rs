@@ -4,8 +4,10 @@
 //! block layout, `tokenizer` turns text into ids, `model` holds one `forward()` written against
 //! the `backend::Backend` trait, `sampler` picks the next token.
 
+pub mod backend;
 pub mod error;
 pub mod gguf;
+pub mod model;
 pub mod quant;
 pub mod sampler;
 pub mod tokenizer;

@@ -1,0 +1,221 @@
+//! The CPU backend: the reference every other backend is tested against.
+
+mod kernels;
+mod matmul;
+
+pub use kernels::{dot_f32, rms_norm, softmax_scaled, RopeTable};
+
+use super::{AttnShape, Backend};
+use crate::model::config::RopeConfig;
+use crate::quant::{dequantize_row, GgmlType};
+use crate::{Error, Result};
+use matmul::QuantizedActs;
+
+pub struct CpuWeight {
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub bytes: Vec<u8>,
+    /// Small tensors (norms, biases) are kept dequantized.
+    pub f32: Option<Vec<f32>>,
+}
+
+pub struct CpuKvCache {
+    n_ctx: usize,
+    k_width: usize,
+    v_width: usize,
+    /// Per layer, `[n_ctx][width]`.
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+    rope: Option<RopeTable>,
+    acts: QuantizedActs,
+    angles: Vec<(f32, f32)>,
+    scores: Vec<f32>,
+}
+
+/// Tensors up to this many values are also kept as f32 (norm weights, biases).
+const KEEP_F32_MAX: usize = 1 << 16;
+
+impl CpuBackend {
+    /// `threads` = 0 uses every available core.
+    pub fn new(threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+        Ok(CpuBackend {
+            pool,
+            rope: None,
+            acts: QuantizedActs { bytes: Vec::new(), row_bytes: 0 },
+            angles: Vec::new(),
+            scores: Vec::new(),
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+impl Backend for CpuBackend {
+    type Weight = CpuWeight;
+    type Buffer = Vec<f32>;
+    type KvCache = CpuKvCache;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<CpuWeight> {
+        let row_bytes = ty
+            .row_bytes(cols)
+            .ok_or_else(|| Error::InvalidModel(format!("{name}: {cols} columns are not whole {ty} blocks")))?;
+        if row_bytes * rows != bytes.len() {
+            return Err(Error::InvalidModel(format!("{name}: {} bytes for {rows}x{cols} {ty}", bytes.len())));
+        }
+        let f32 = if rows * cols <= KEEP_F32_MAX {
+            let mut v = vec![0f32; rows * cols];
+            for r in 0..rows {
+                dequantize_row(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], &mut v[r * cols..(r + 1) * cols])?;
+            }
+            Some(v)
+        } else {
+            None
+        };
+        Ok(CpuWeight { ty, rows, cols, bytes: bytes.to_vec(), f32 })
+    }
+
+    fn alloc(&mut self, _name: &str, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<CpuKvCache> {
+        Ok(CpuKvCache {
+            n_ctx,
+            k_width,
+            v_width,
+            k: (0..n_layer).map(|_| vec![0.0; n_ctx * k_width]).collect(),
+            v: (0..n_layer).map(|_| vec![0.0; n_ctx * v_width]).collect(),
+        })
+    }
+
+    fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()> {
+        if let Some(f) = freq_factors
+            && f.len() < rope.n_rot / 2
+        {
+            return Err(Error::InvalidModel(format!("rope_freqs has {} values, {} needed", f.len(), rope.n_rot / 2)));
+        }
+        self.rope = Some(RopeTable::new(rope, freq_factors));
+        Ok(())
+    }
+
+    fn embed(&mut self, table: &CpuWeight, tokens: &[u32], out: &mut Vec<f32>) {
+        let cols = table.cols;
+        let row_bytes = table.bytes.len() / table.rows;
+        for (t, &id) in tokens.iter().enumerate() {
+            let src = &table.bytes[id as usize * row_bytes..(id as usize + 1) * row_bytes];
+            dequantize_row(table.ty, src, &mut out[t * cols..(t + 1) * cols]).expect("row length checked at upload");
+        }
+    }
+
+    fn rms_norm(&mut self, x: &Vec<f32>, w: &CpuWeight, n_tokens: usize, eps: f32, out: &mut Vec<f32>) {
+        let w = w.f32.as_ref().expect("norm weights are small");
+        let d = w.len();
+        for t in 0..n_tokens {
+            rms_norm(&x[t * d..(t + 1) * d], w, eps, &mut out[t * d..(t + 1) * d]);
+        }
+    }
+
+    fn head_norm(&mut self, x: &mut Vec<f32>, w: &CpuWeight, n_rows: usize, eps: f32) {
+        let w = w.f32.as_ref().expect("norm weights are small");
+        let d = w.len();
+        let mut tmp = vec![0f32; d];
+        for head in x[..n_rows * d].chunks_exact_mut(d) {
+            rms_norm(head, w, eps, &mut tmp);
+            head.copy_from_slice(&tmp);
+        }
+    }
+
+    fn matmul(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
+        matmul::quantize_acts(w.ty, x, n_tokens, w.cols, &mut self.acts);
+        matmul::matmul(&self.pool, w.ty, &w.bytes, w.rows, w.cols, &self.acts, n_tokens, out);
+    }
+
+    fn add_bias(&mut self, x: &mut Vec<f32>, b: &CpuWeight, n_tokens: usize) {
+        let b = b.f32.as_ref().expect("biases are small");
+        for row in x[..n_tokens * b.len()].chunks_exact_mut(b.len()) {
+            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+        }
+    }
+
+    fn rope(&mut self, x: &mut Vec<f32>, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
+        let rope = self.rope.as_ref().expect("set_rope is called at load");
+        let width = n_heads * head_dim;
+        for t in 0..n_tokens {
+            rope.angles(pos0 + t, &mut self.angles);
+            for head in x[t * width..(t + 1) * width].chunks_exact_mut(head_dim) {
+                rope.apply(head, &self.angles);
+            }
+        }
+    }
+
+    fn attention(
+        &mut self,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        cache: &mut CpuKvCache,
+        layer: usize,
+        s: AttnShape,
+        n_tokens: usize,
+        pos0: usize,
+        out: &mut Vec<f32>,
+    ) {
+        let (kw, vw) = (cache.k_width, cache.v_width);
+        assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
+        cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
+        cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
+        let (kc, vc) = (&cache.k[layer], &cache.v[layer]);
+        let group = s.n_head / s.n_head_kv;
+        let (qw, ow) = (s.n_head * s.head_dim, s.n_head * s.head_dim_v);
+        for t in 0..n_tokens {
+            let n_seen = pos0 + t + 1;
+            for h in 0..s.n_head {
+                let g = h / group;
+                let qh = &q[t * qw + h * s.head_dim..t * qw + (h + 1) * s.head_dim];
+                self.scores.clear();
+                for j in 0..n_seen {
+                    let kj = &kc[j * kw + g * s.head_dim..j * kw + (g + 1) * s.head_dim];
+                    self.scores.push(dot_f32(qh, kj));
+                }
+                softmax_scaled(&mut self.scores, s.scale);
+                let oh = &mut out[t * ow + h * s.head_dim_v..t * ow + (h + 1) * s.head_dim_v];
+                oh.fill(0.0);
+                for (j, &p) in self.scores.iter().enumerate() {
+                    let vj = &vc[j * vw + g * s.head_dim_v..j * vw + (g + 1) * s.head_dim_v];
+                    oh.iter_mut().zip(vj).for_each(|(o, &x)| *o += p * x);
+                }
+            }
+        }
+    }
+
+    fn swiglu(&mut self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
+        kernels::swiglu(&mut gate[..len], &up[..len]);
+    }
+
+    fn add(&mut self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {
+        x[..len].iter_mut().zip(&y[..len]).for_each(|(a, b)| *a += b);
+    }
+
+    fn copy(&mut self, src: &Vec<f32>, src_off: usize, dst: &mut Vec<f32>, dst_off: usize, len: usize) {
+        dst[dst_off..dst_off + len].copy_from_slice(&src[src_off..src_off + len]);
+    }
+
+    fn read(&mut self, x: &Vec<f32>, offset: usize, len: usize, out: &mut [f32]) {
+        out[..len].copy_from_slice(&x[offset..offset + len]);
+    }
+}

@@ -1,0 +1,132 @@
+//! A loaded model: configuration, weights on a backend, the KV cache and the activation
+//! buffers, and the one forward pass every architecture shares.
+
+pub mod config;
+mod forward;
+pub mod weights;
+
+use crate::backend::Backend;
+use crate::gguf::Gguf;
+use crate::{Error, Result};
+use config::Config;
+use weights::{Loader, Weights};
+
+/// Which positions' logits a forward pass returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's (prompt processing before sampling, decoding).
+    Last,
+    /// Every token's, `[n_tokens][n_vocab]` (the `logits` command, parity tests).
+    All,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// KV cache length; 0 means min(the model's training context, 4096).
+    pub context_length: usize,
+    /// Most tokens processed in one batch during prompt processing.
+    pub batch_size: usize,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { context_length: 0, batch_size: 256 }
+    }
+}
+
+/// Logit rows computed per output matmul when every position's logits are wanted; bounds the
+/// logits buffer to LOGIT_ROWS × n_vocab whatever the batch size.
+const LOGIT_ROWS: usize = 16;
+
+/// Activation buffers, allocated once per load. Sizes are for `n_batch` tokens.
+struct RunState<Buf> {
+    x: Buf,
+    xb: Buf,
+    q: Buf,
+    k: Buf,
+    v: Buf,
+    attn: Buf,
+    hb: Buf,
+    hb2: Buf,
+    out_rows: Buf,
+    logits: Buf,
+}
+
+pub struct Model<B: Backend> {
+    pub config: Config,
+    pub backend: B,
+    weights: Weights<B::Weight>,
+    state: RunState<B::Buffer>,
+    cache: B::KvCache,
+    n_ctx: usize,
+    n_batch: usize,
+}
+
+impl<B: Backend> Model<B> {
+    /// Loads a model from a whole GGUF file in memory.
+    pub fn load(gguf: &Gguf, file: &[u8], mut backend: B, opts: &ModelOptions) -> Result<Self> {
+        let n_vocab = weights::vocab_size(gguf)?;
+        let config = Config::from_metadata(&gguf.metadata, n_vocab)?;
+        let n_ctx = match opts.context_length {
+            0 => config.n_ctx_train.min(4096),
+            n => n,
+        };
+        let n_batch = opts.batch_size.clamp(1, n_ctx);
+        let mut loader = Loader { gguf, file, backend: &mut backend };
+        let weights = loader.load(&config)?;
+        let freq_factors = loader.host_vector("rope_freqs.weight")?;
+        backend.set_rope(&config.rope, freq_factors.as_deref())?;
+        let c = &config;
+        let mut buf = |name: &str, len: usize| backend.alloc(name, len);
+        let state = RunState {
+            x: buf("x", n_batch * c.n_embd)?,
+            xb: buf("xb", n_batch * c.n_embd.max(c.q_dim()))?,
+            q: buf("q", n_batch * c.q_dim())?,
+            k: buf("k", n_batch * c.kv_dim())?,
+            v: buf("v", n_batch * c.v_dim())?,
+            attn: buf("attn", n_batch * c.n_head * c.head_dim_v)?,
+            hb: buf("hb", n_batch * c.n_ff)?,
+            hb2: buf("hb2", n_batch * c.n_ff)?,
+            out_rows: buf("out_rows", LOGIT_ROWS * c.n_embd)?,
+            logits: buf("logits", LOGIT_ROWS * c.n_vocab)?,
+        };
+        let cache = backend.alloc_kv(c.n_layer, n_ctx, c.kv_dim(), c.v_dim())?;
+        Ok(Model { config, backend, weights, state, cache, n_ctx, n_batch })
+    }
+
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.config.n_vocab
+    }
+
+    /// Runs `tokens` at positions `pos0..`, writing their keys and values into the cache, and
+    /// returns logits as `which` asks. Positions at and after `pos0` are overwritten, so
+    /// rewinding is just calling again with a smaller `pos0`.
+    pub fn forward(&mut self, tokens: &[u32], pos0: usize, which: Logits) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument("no tokens to process".into()));
+        }
+        if pos0 + tokens.len() > self.n_ctx {
+            return Err(Error::ContextFull { needed: pos0 + tokens.len(), context: self.n_ctx });
+        }
+        if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.config.n_vocab) {
+            return Err(Error::TokenOutOfRange { id, n_vocab: self.config.n_vocab });
+        }
+        let n_vocab = self.config.n_vocab;
+        let mut out = Vec::with_capacity(n_vocab * if which == Logits::All { tokens.len() } else { 1 });
+        for (i, batch) in tokens.chunks(self.n_batch).enumerate() {
+            let pos = pos0 + i * self.n_batch;
+            self.forward_batch(batch, pos);
+            let is_last = pos + batch.len() == pos0 + tokens.len();
+            match which {
+                Logits::All => self.logits_rows(0, batch.len(), &mut out),
+                Logits::Last if is_last => self.logits_rows(batch.len() - 1, 1, &mut out),
+                Logits::Last => {}
+            }
+        }
+        Ok(out)
+    }
+}
