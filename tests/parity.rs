@@ -1,69 +1,170 @@
-//! Logits position by position against llama.cpp's goldens (../shared/fixtures/goldens), and
-//! greedy continuations.
+//! Logits position by position and greedy continuations against llama.cpp's goldens
+//! (../shared/fixtures/goldens, made by llama.cpp 0c1e57098 with an F32 KV cache).
 
 mod common;
 
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
-use pocketllm::quant::GgmlType;
 use serde_json::Value as Json;
 
-struct Golden {
+/// Allowed |Δlogit| against llama.cpp's own logits for a model file, by its quantization.
+///
+/// - F32: both sides compute in f32 with different summation orders; the fixtures measured
+///   independent f32 implementations 2-3e-6 apart, so 1e-4 plus 1e-4 relative leaves room
+///   for longer sums without hiding a real bug (a wrong rope or norm moves logits by >0.01).
+/// - F16: activations are rounded to f16 before every matmul, on both sides, and a single
+///   flipped rounding moves a logit by up to ~1e-3 (random models, logits within ±4) or ~1e-2
+///   (stories260K, logits within ±22): the fixtures README's 0.01 / 0.02.
+/// - Quantized weights: activations are quantized to Q8_0/Q8_1/Q8_K as in ggml, but a tiny
+///   upstream difference can flip one rounding step and move logits by the 0.03-0.1 the README
+///   measured between ggml's native and dequantized paths; 0.15 (random) / 0.3 (stories260K).
+fn tolerance(quant: &str, stories: bool, x: f32) -> f32 {
+    match (quant, stories) {
+        ("F32", _) => 1e-4 + 1e-4 * x.abs(),
+        ("F16", false) => 0.01,
+        ("F16", true) => 0.02,
+        (_, false) => 0.15,
+        (_, true) => 0.3,
+    }
+}
+
+/// Index of the largest logit, lowest id on ties (as the goldens were made).
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+struct Fixture {
+    rel: String,
     json: Json,
+    bytes: Vec<u8>,
     logits: Vec<f32>,
 }
 
-fn golden(model_rel: &str, which: &str) -> Golden {
-    let stem = std::path::Path::new(model_rel).file_stem().unwrap().to_str().unwrap().to_string();
-    let json: Json = serde_json::from_slice(&common::read_fixture(&format!("goldens/{stem}.json")).unwrap()).unwrap();
-    let bin = format!("goldens/{stem}.{which}.f32.bin");
-    let raw = common::read_fixture(&bin).unwrap();
-    let logits = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-    Golden { json, logits }
-}
+impl Fixture {
+    fn load(rel: &str) -> Fixture {
+        let stem = std::path::Path::new(rel).file_stem().unwrap().to_str().unwrap();
+        let json = serde_json::from_slice(&common::read_fixture(&format!("goldens/{stem}.json")).unwrap()).unwrap();
+        let raw = common::read_fixture(&format!("goldens/{stem}.logits.f32.bin")).unwrap();
+        let logits = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        Fixture { rel: rel.to_string(), json, bytes: common::read_fixture(rel).unwrap(), logits }
+    }
 
-/// Largest |Δ| between our logits and llama.cpp's over all positions of all sequences.
-fn max_logit_diff(rel: &str, which: &str) -> Option<(f32, usize)> {
-    let bytes = common::read_fixture(rel)?;
-    let gguf = Gguf::parse(&bytes).unwrap();
-    let g = golden(rel, which);
-    let mut model = match Model::load(&gguf, &bytes, CpuBackend::new(2).unwrap(), &ModelOptions::default()) {
-        Ok(m) => m,
-        Err(e @ pocketllm::Error::UnsupportedModel(_)) => {
-            eprintln!("{rel}: {e}");
-            return None;
-        }
-        Err(e) => panic!("{rel}: {e}"),
-    };
-    let n_vocab = model.n_vocab();
-    let mut worst = (0f32, 0usize);
-    for seq in g.json["sequences"].as_array().unwrap() {
-        let tokens: Vec<u32> = seq["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
-        let offset = seq["logits_row_offset"].as_u64().unwrap() as usize;
-        let ours = model.forward(&tokens, 0, Logits::All).unwrap();
-        let theirs = &g.logits[offset * n_vocab..(offset + tokens.len()) * n_vocab];
-        for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
-            let d = (a - b).abs();
-            if d > worst.0 || d.is_nan() {
-                worst = (d, i / n_vocab);
+    fn quant(&self) -> &str {
+        self.json["quant"].as_str().unwrap()
+    }
+
+    fn is_stories(&self) -> bool {
+        self.rel.contains("stories260K")
+    }
+
+    /// The model, or `None` (said loudly) for architectures not supported yet.
+    fn model(&self) -> Option<Model<CpuBackend>> {
+        let gguf = Gguf::parse(&self.bytes).unwrap();
+        match Model::load(&gguf, &self.bytes, CpuBackend::new(2).unwrap(), &ModelOptions::default()) {
+            Ok(m) => Some(m),
+            Err(e @ pocketllm::Error::UnsupportedModel(_)) => {
+                let arch = self.json["architecture"].as_str().unwrap();
+                assert!(["gemma2", "gemma3", "phi3"].contains(&arch), "{}: {e}", self.rel);
+                eprintln!("NOT YET SUPPORTED (later issue): {}: {e}", self.rel);
+                None
             }
+            Err(e) => panic!("{}: {e}", self.rel),
         }
     }
-    Some(worst)
+
+    fn sequences(&self) -> Vec<(Vec<u32>, usize, Vec<u32>, Vec<f32>)> {
+        let ids = |v: &Json| v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect::<Vec<_>>();
+        self.json["sequences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let margins = s["greedy"]["top1_minus_top2"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap() as f32).collect();
+                (ids(&s["tokens"]), s["logits_row_offset"].as_u64().unwrap() as usize, ids(&s["greedy"]["tokens"]), margins)
+            })
+            .collect()
+    }
+}
+
+fn check_logits(fx: &Fixture) {
+    let Some(mut model) = fx.model() else { return };
+    let n_vocab = model.n_vocab();
+    let mut worst = 0f32;
+    for (tokens, offset, _, _) in fx.sequences() {
+        let ours = model.forward(&tokens, 0, Logits::All).unwrap();
+        let theirs = &fx.logits[offset * n_vocab..(offset + tokens.len()) * n_vocab];
+        assert_eq!(ours.len(), theirs.len());
+        for (i, (&a, &b)) in ours.iter().zip(theirs).enumerate() {
+            let d = (a - b).abs();
+            worst = worst.max(d);
+            assert!(
+                d <= tolerance(fx.quant(), fx.is_stories(), b),
+                "{}: position {} token {}: ours {a}, llama.cpp {b}",
+                fx.rel,
+                i / n_vocab,
+                i % n_vocab
+            );
+        }
+    }
+    eprintln!("{}: max |Δlogit| {worst:.3e}", fx.rel);
+}
+
+/// Greedy steps one token at a time after a batched prompt; equal to llama.cpp's until the
+/// first step whose top-2 margin is within the tolerance (a near-tie may legitimately flip).
+fn check_greedy(fx: &Fixture) {
+    let Some(mut model) = fx.model() else { return };
+    for (tokens, _, expected, margins) in fx.sequences() {
+        let mut logits = model.forward(&tokens, 0, Logits::Last).unwrap();
+        let mut pos = tokens.len();
+        for (step, (&want, &margin)) in expected.iter().zip(&margins).enumerate() {
+            if margin <= 2.0 * tolerance(fx.quant(), fx.is_stories(), 0.0) {
+                break;
+            }
+            let got = argmax(&logits);
+            assert_eq!(got, want, "{}: greedy step {step} after {tokens:?}", fx.rel);
+            logits = model.forward(&[got], pos, Logits::Last).unwrap();
+            pos += 1;
+        }
+    }
 }
 
 #[test]
-fn f32_and_f16_models_match_llama_cpp() {
+fn logits_match_llama_cpp_on_every_fixture() {
     for rel in common::fixture_models() {
-        let bytes = common::read_fixture(&rel).unwrap();
-        let gguf = Gguf::parse(&bytes).unwrap();
-        if gguf.tensors.iter().any(|t| !matches!(t.ty, GgmlType::F32 | GgmlType::F16)) {
-            continue;
+        check_logits(&Fixture::load(&rel));
+    }
+}
+
+#[test]
+fn greedy_continuations_match_llama_cpp() {
+    for rel in common::fixture_models() {
+        check_greedy(&Fixture::load(&rel));
+    }
+}
+
+/// stories260K's 64-token story for "Once upon a time", token for token.
+#[test]
+fn stories260k_greedy_story_matches() {
+    for rel in common::fixture_models().into_iter().filter(|r| r.contains("stories260K")) {
+        let fx = Fixture::load(&rel);
+        let Some(mut model) = fx.model() else { continue };
+        let p = &fx.json["prompt"];
+        let prompt: Vec<u32> = p["token_ids_with_bos"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+        let expected: Vec<u32> = p["greedy_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+        let mut logits = model.forward(&prompt, 0, Logits::Last).unwrap();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let t = argmax(&logits);
+            got.push(t);
+            logits = model.forward(&[t], prompt.len() + got.len() - 1, Logits::Last).unwrap();
         }
-        match max_logit_diff(&rel, "logits") {
-            Some((d, pos)) => eprintln!("{rel}: max |dlogit| {d:e} at position {pos}"),
-            None => {}
-        }
+        assert_eq!(got, expected, "{rel}");
     }
 }

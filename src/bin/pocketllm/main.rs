@@ -1,0 +1,268 @@
+//! `pocketllm` command line: info, tokenize, detokenize, logits, run, bench.
+
+mod args;
+
+use args::Args;
+use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::generate::{generate, GenerateParams};
+use pocketllm::gguf::Gguf;
+use pocketllm::model::{config::Config, weights, Logits, Model, ModelOptions};
+use pocketllm::sampler::SamplerParams;
+use pocketllm::tokenizer::Tokenizer;
+use pocketllm::Error;
+use serde_json::json;
+use std::io::Write;
+use std::time::Instant;
+
+const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
+  info        --model M
+  tokenize    --model M --text TEXT [--no-bos] [--special]
+  detokenize  --model M --tokens 1,2,3
+  logits      --model M --tokens 1,2,3 --out FILE [--backend cpu] [--threads N]
+  run         --model M --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
+              [--min-p P] [--repeat-penalty R] [--seed S] [--backend cpu|gpu|auto] [--no-bos]
+              [--ctx N] [--threads N]
+  bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]";
+
+const SWITCHES: &[&str] = &["no-bos", "special", "help"];
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let code = match Args::parse(&argv, SWITCHES) {
+        Err(e) => {
+            eprintln!("error: {e}\n{USAGE}");
+            2
+        }
+        Ok(args) => match run_command(&args) {
+            Ok(()) => 0,
+            Err(CliError::Usage(e)) => {
+                eprintln!("error: {e}\n{USAGE}");
+                2
+            }
+            Err(CliError::Engine(e)) => {
+                eprintln!("error [{}]: {e}", e.code());
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+enum CliError {
+    Usage(String),
+    Engine(Error),
+}
+
+impl From<String> for CliError {
+    fn from(e: String) -> Self {
+        CliError::Usage(e)
+    }
+}
+
+impl<E: Into<Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError::Engine(e.into())
+    }
+}
+
+type CliResult = Result<(), CliError>;
+
+fn run_command(a: &Args) -> CliResult {
+    let known: &[&str] = match a.command.as_str() {
+        "info" => &["model"],
+        "tokenize" => &["model", "text", "no-bos", "special"],
+        "detokenize" => &["model", "tokens"],
+        "logits" => &["model", "tokens", "out", "backend", "threads", "ctx"],
+        "run" => &[
+            "model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
+            "presence-penalty", "frequency-penalty", "seed", "backend", "no-bos", "ctx", "threads",
+        ],
+        "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx"],
+        "help" | "--help" => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        other => return Err(format!("unknown command {other:?}").into()),
+    };
+    if let Some(flag) = a.unknown(known) {
+        return Err(format!("--{flag} is not an option of {}", a.command).into());
+    }
+    match a.command.as_str() {
+        "info" => info(a),
+        "tokenize" => tokenize(a),
+        "detokenize" => detokenize(a),
+        "logits" => logits(a),
+        "run" => run(a),
+        _ => bench(a),
+    }
+}
+
+struct Loaded {
+    gguf: Gguf,
+    bytes: Vec<u8>,
+}
+
+fn read_model(a: &Args) -> Result<Loaded, CliError> {
+    let path = a.required("model")?;
+    let bytes = std::fs::read(path).map_err(|e| Error::InvalidArgument(format!("cannot read {path}: {e}")))?;
+    let gguf = Gguf::parse(&bytes)?;
+    Ok(Loaded { gguf, bytes })
+}
+
+/// Picks the backend; only the CPU one exists in this build, so `gpu` is an error and `auto`
+/// says why it chose the CPU.
+fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
+    match a.str("backend").unwrap_or("auto") {
+        "cpu" => {}
+        "auto" => eprintln!("backend: cpu (auto: this build has no GPU backend yet)"),
+        "gpu" => return Err(Error::InvalidArgument("the GPU backend is not part of this build yet; use --backend cpu".into()).into()),
+        other => return Err(format!("--backend must be cpu, gpu or auto, not {other:?}").into()),
+    }
+    Ok(CpuBackend::new(a.num("threads", 0)?)?)
+}
+
+fn load_model(a: &Args, l: &Loaded) -> Result<(Model<CpuBackend>, f64), CliError> {
+    let t0 = Instant::now();
+    let opts = ModelOptions { context_length: a.num("ctx", 0)?, ..ModelOptions::default() };
+    let model = Model::load(&l.gguf, &l.bytes, cpu_backend(a)?, &opts)?;
+    Ok((model, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+fn parse_tokens(s: &str) -> Result<Vec<u32>, CliError> {
+    s.split(',')
+        .map(|t| t.trim().parse::<u32>().map_err(|_| CliError::Usage(format!("--tokens: {t:?} is not a token id"))))
+        .collect()
+}
+
+fn info(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let md = &l.gguf.metadata;
+    let (params, by_type) = weights::tensor_summary(&l.gguf);
+    let types: serde_json::Map<String, serde_json::Value> = by_type.iter().map(|(t, n)| (t.name().to_string(), json!(n))).collect();
+    let arch = md.get_str("general.architecture").unwrap_or("unknown");
+    let config = weights::vocab_size(&l.gguf).and_then(|n| Config::from_metadata(md, n));
+    let vocab = md.get_str_array("tokenizer.ggml.tokens").map(|t| t.len()).or(config.as_ref().ok().map(|c| c.n_vocab));
+    let mut out = json!({
+        "architecture": arch,
+        "name": md.get_str("general.name"),
+        "parameter_count": params,
+        "tensor_count": l.gguf.tensors.len(),
+        "tensor_types": types,
+        "context_length": md.get_u32(&format!("{arch}.context_length")),
+        "vocab_size": vocab,
+        "chat_template": md.get_str("tokenizer.chat_template").is_some(),
+        "gguf_version": l.gguf.version,
+        "supported": config.is_ok(),
+    });
+    match &config {
+        Ok(c) => {
+            out["layers"] = json!(c.n_layer);
+            out["embedding_length"] = json!(c.n_embd);
+            out["heads"] = json!(c.n_head);
+            out["kv_heads"] = json!(c.n_head_kv);
+        }
+        Err(e) => out["unsupported_reason"] = json!(e.to_string()),
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+    Ok(())
+}
+
+fn tokenize(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
+    let ids = tok.encode(a.required("text")?, !a.has("no-bos"), a.has("special"));
+    println!("{}", serde_json::to_string(&ids).unwrap());
+    Ok(())
+}
+
+fn detokenize(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
+    let ids = parse_tokens(a.required("tokens")?)?;
+    if let Some(&id) = ids.iter().find(|&&id| id as usize >= tok.n_vocab()) {
+        return Err(Error::TokenOutOfRange { id, n_vocab: tok.n_vocab() }.into());
+    }
+    print!("{}", tok.decode(&ids, false));
+    Ok(())
+}
+
+fn logits(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let tokens = parse_tokens(a.required("tokens")?)?;
+    let out_path = a.required("out")?;
+    let (mut model, _) = load_model(a, &l)?;
+    let logits = model.forward(&tokens, 0, Logits::All)?;
+    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+    std::fs::write(out_path, bytes).map_err(|e| Error::InvalidArgument(format!("cannot write {out_path}: {e}")))?;
+    eprintln!("logits: [{}, {}] f32 little-endian -> {out_path}", tokens.len(), model.n_vocab());
+    Ok(())
+}
+
+fn sampler_params(a: &Args) -> Result<SamplerParams, CliError> {
+    let d = SamplerParams::default();
+    Ok(SamplerParams {
+        temperature: a.num("temperature", 0.8)?,
+        top_k: a.num("top-k", 40)?,
+        top_p: a.num("top-p", 0.95)?,
+        min_p: a.num("min-p", 0.05)?,
+        repetition_penalty: a.num("repeat-penalty", 1.0)?,
+        presence_penalty: a.num("presence-penalty", 0.0)?,
+        frequency_penalty: a.num("frequency-penalty", 0.0)?,
+        seed: a.num("seed", d.seed)?,
+        ..d
+    })
+}
+
+fn run(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
+    let params = GenerateParams { max_tokens: a.num("max-tokens", 128)?, sampler: sampler_params(a)?, ignore_eos: false };
+    params.sampler.validate()?;
+    let (mut model, load_ms) = load_model(a, &l)?;
+    let prompt = tok.encode(a.required("prompt")?, !a.has("no-bos"), true);
+    let mut stdout = std::io::stdout();
+    let g = generate(&mut model, &tok, &prompt, &params, |piece| {
+        let _ = stdout.write_all(piece.as_bytes());
+        let _ = stdout.flush();
+    })?;
+    println!();
+    eprintln!(
+        "load {load_ms:.0} ms | prefill {} tokens {:.1} tok/s | decode {} tokens {:.1} tok/s | backend {} ({} threads) | finish {:?}",
+        g.prompt_tokens,
+        g.prefill_tok_s(),
+        g.tokens.len(),
+        g.decode_tok_s(),
+        model.backend.name(),
+        model.backend.threads(),
+        g.finish_reason,
+    );
+    Ok(())
+}
+
+fn bench(a: &Args) -> CliResult {
+    let l = read_model(a)?;
+    let n_prompt: usize = a.num("prompt-tokens", 128)?;
+    let n_gen: usize = a.num("gen-tokens", 64)?;
+    if n_prompt == 0 || n_gen == 0 {
+        return Err("--prompt-tokens and --gen-tokens must be positive".to_string().into());
+    }
+    let (mut model, load_ms) = load_model(a, &l)?;
+    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
+    // A fixed, spread-out prompt: the content does not matter for speed, only the length.
+    let n_vocab = model.n_vocab() as u64;
+    let prompt: Vec<u32> = (0..n_prompt as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
+    let params = GenerateParams { max_tokens: n_gen, sampler: SamplerParams::default(), ignore_eos: true };
+    let g = generate(&mut model, &tok, &prompt, &params, |_| {})?;
+    let out = json!({
+        "model": a.required("model")?,
+        "backend": model.backend.name(),
+        "threads": model.backend.threads(),
+        "load_ms": (load_ms * 10.0).round() / 10.0,
+        "prompt_tokens": n_prompt,
+        "gen_tokens": g.tokens.len(),
+        "prefill_tok_s": (g.prefill_tok_s() * 100.0).round() / 100.0,
+        "decode_tok_s": (g.decode_tok_s() * 100.0).round() / 100.0,
+    });
+    println!("{out}");
+    Ok(())
+}

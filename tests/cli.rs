@@ -1,0 +1,138 @@
+//! The `pocketllm` binary end to end: output formats, and one-line typed errors with a
+//! non-zero exit for bad input.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn pocketllm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pocketllm")).args(args).output().unwrap()
+}
+
+fn fixture_path(rel: &str) -> Option<String> {
+    Some(common::fixtures()?.join(rel).to_str().unwrap().to_string())
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const STORIES: &str = "models/stories260k/stories260K-F32.gguf";
+
+#[test]
+fn info_reports_the_model() {
+    let Some(m) = fixture_path("models/random/qwen2-Q4_K_M.gguf") else { return };
+    let o = pocketllm(&["info", "--model", &m]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["architecture"], "qwen2");
+    assert_eq!(v["vocab_size"], 512);
+    assert_eq!(v["context_length"], 256);
+    assert_eq!(v["supported"], true);
+    assert!(v["tensor_types"]["Q4_K"].as_u64().unwrap() > 0);
+    assert!(v["tensor_types"]["Q6_K"].as_u64().unwrap() > 0);
+    // 1.3M parameters per the file's own size label.
+    let p = v["parameter_count"].as_u64().unwrap();
+    assert!((1_000_000..1_600_000).contains(&p), "{p}");
+}
+
+#[test]
+fn tokenize_and_detokenize_round_trip() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let o = pocketllm(&["tokenize", "--model", &m, "--text", "Once upon a time"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ids: Vec<u32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ids, [1, 403, 407, 261, 378]);
+    let o = pocketllm(&["tokenize", "--model", &m, "--text", "Once upon a time", "--no-bos"]);
+    let ids: Vec<u32> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ids, [403, 407, 261, 378]);
+    let o = pocketllm(&["detokenize", "--model", &m, "--tokens", "403,407,261,378"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8(o.stdout).unwrap().trim_start(), "Once upon a time");
+}
+
+#[test]
+fn run_greedy_prints_the_golden_story() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let golden: serde_json::Value =
+        serde_json::from_slice(&common::read_fixture("goldens/stories260K-F32.json").unwrap()).unwrap();
+    let expected = golden["prompt"]["greedy_text"].as_str().unwrap();
+    let o = pocketllm(&["run", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "64", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.strip_suffix('\n').unwrap(), expected);
+    let err = stderr(&o);
+    assert!(err.contains("prefill") && err.contains("decode") && err.contains("tok/s") && err.contains("backend cpu"), "{err}");
+}
+
+#[test]
+fn logits_writes_every_position() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let out = std::env::temp_dir().join(format!("pocketllm-logits-{}.bin", std::process::id()));
+    let o = pocketllm(&["logits", "--model", &m, "--tokens", "1,403,407", "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("[3, 512]"), "{}", stderr(&o));
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    assert_eq!(bytes.len(), 3 * 512 * 4);
+    // Row 0 equals the golden's first row (sequence [1]).
+    let golden = common::read_fixture("goldens/stories260K-F32.logits.f32.bin").unwrap();
+    for (a, b) in bytes[..512 * 4].chunks_exact(4).zip(golden[..512 * 4].chunks_exact(4)) {
+        let (a, b) = (f32::from_le_bytes(a.try_into().unwrap()), f32::from_le_bytes(b.try_into().unwrap()));
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn bench_prints_one_json_line() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let o = pocketllm(&["bench", "--model", &m, "--prompt-tokens", "16", "--gen-tokens", "8", "--threads", "1", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in ["load_ms", "prefill_tok_s", "decode_tok_s"] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["gen_tokens"], 8);
+}
+
+/// Each case must fail with exit code 1 or 2 and a single `error` line naming the problem.
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let dir = std::env::temp_dir().join(format!("pocketllm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bytes = std::fs::read(&m).unwrap();
+    let truncated = dir.join("truncated.gguf");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.join("garbage.gguf");
+    std::fs::write(&garbage, b"this is not a model").unwrap();
+    let (t, g) = (truncated.to_str().unwrap(), garbage.to_str().unwrap());
+    let long_prompt = "Once upon a time ".repeat(200);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--model", t, "--prompt", "hi"], "bad_gguf"),
+        (vec!["info", "--model", g], "not a GGUF file"),
+        (vec!["run", "--model", "/nonexistent.gguf", "--prompt", "hi"], "cannot read"),
+        (vec!["logits", "--model", &m, "--tokens", "1,999999", "--out", "/dev/null"], "out of range"),
+        (vec!["detokenize", "--model", &m, "--tokens", "5,512"], "out of range"),
+        (vec!["run", "--model", &m, "--prompt", &long_prompt, "--ctx", "64"], "context_full"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--temperature", "-1"], "temperature"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--top-p", "1.5"], "top_p"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--backend", "tpu"], "--backend"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--bogus", "1"], "--bogus"),
+        (vec!["frobnicate"], "unknown command"),
+        (vec!["logits", "--model", &m, "--tokens", "1,x", "--out", "/dev/null"], "not a token id"),
+    ];
+    for (args, needle) in cases {
+        let o = pocketllm(&args);
+        let err = stderr(&o);
+        assert!(matches!(o.status.code(), Some(1) | Some(2)), "{args:?}: {:?} {err}", o.status);
+        let first = err.lines().next().unwrap_or("");
+        assert!(first.starts_with("error") && first.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
