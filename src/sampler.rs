@@ -1,1 +1,0 @@
-//! Token sampling (placeholder until the sampler lands).
