@@ -8,6 +8,7 @@ pub mod error;
 pub mod gguf;
 pub mod quant;
 pub mod sampler;
+pub mod synth;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
