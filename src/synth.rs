@@ -252,24 +252,14 @@ fn store_rows(ty: GgmlType, values: &[f32], row_len: usize) -> Result<Vec<u8>, Q
     Ok(out)
 }
 
-/// One row in `ty`. F32/F16/BF16 here (round to nearest even, as ggml); quantized types
-/// through `quant::quantize_row` once that lands.
+/// One row in `ty`, through `quant::quantize_row` (ggml's reference quantizers, no importance
+/// matrix: what `llama-quantize` does without `--imatrix`). Q8_1 and Q8_K are refused: ggml
+/// only uses them for activations.
 fn store_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-    match ty {
-        GgmlType::F32 => dst.copy_from_slice(&f32_bytes(src)),
-        GgmlType::F16 => {
-            for (x, d) in src.iter().zip(dst.chunks_exact_mut(2)) {
-                d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
-            }
-        }
-        GgmlType::BF16 => {
-            for (x, d) in src.iter().zip(dst.chunks_exact_mut(2)) {
-                d.copy_from_slice(&half::bf16::from_f32(*x).to_le_bytes());
-            }
-        }
-        _ => return Err(QuantError::NotApplicable(ty)),
+    if matches!(ty, GgmlType::Q8_1 | GgmlType::Q8_K) {
+        return Err(QuantError::NotApplicable(ty));
     }
-    Ok(())
+    crate::quant::quantize_row(ty, src, dst)
 }
 
 /// llama.cpp's `general.file_type` (enum llama_ftype) for a model whose matrices are all `ty`;
