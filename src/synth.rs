@@ -212,7 +212,7 @@ impl Init {
                 let x = normalish(&mut rng);
                 match self {
                     Init::Matrix => {
-                        let outlier = rng.next_u64() % 64 == 0;
+                        let outlier = rng.next_u64().is_multiple_of(64);
                         (x * if outlier { 0.2 } else { 0.05 }) as f32
                     }
                     Init::Norm => (1.0 + 0.1 * x) as f32,
@@ -228,8 +228,8 @@ impl Init {
 fn normalish(rng: &mut Rng) -> f64 {
     let r = rng.next_u64();
     let s: u64 = (0..4).map(|i| (r >> (16 * i)) & 0xFFFF).sum();
-    // Each 16-bit uniform has variance (65536² − 1)/12; four of them (65536² − 1)/3.
-    const INV_STD: f64 = 1.7320508075688772 / 65535.99999237060;
+    // Each 16-bit uniform has variance (65536² − 1)/12 ≈ 65536²/12; four of them ≈ 65536²/3.
+    const INV_STD: f64 = 1.732_050_807_568_877_2 / 65536.0;
     (s as f64 - 2.0 * 65535.0) * INV_STD
 }
 

@@ -166,7 +166,7 @@ impl Sampler {
         penalize(&p, &mut self.penalized, history, &mut self.window);
         self.cands.clear();
         self.cands.extend(self.penalized.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }));
-        let greedy = !(p.temperature > 0.0) || p.top_k == 1;
+        let greedy = p.temperature.is_nan() || p.temperature <= 0.0 || p.top_k == 1;
         if greedy {
             // Every filter keeps the most likely token, and temperature 0 keeps only it.
             let best = self.cands.iter().copied().min_by(by_rank).unwrap();
