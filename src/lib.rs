@@ -11,6 +11,7 @@ pub mod gguf;
 pub mod model;
 pub mod quant;
 pub mod sampler;
+pub mod synth;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

@@ -4,8 +4,20 @@
 //! first quantized to `vec_dot_type(T)` (Q8_0, Q8_1, Q8_K, F16 or F32), because that is what
 //! llama.cpp's CPU backend does and matching it is how we match its logits.
 
+pub mod blocks;
+mod dispatch;
+pub mod float;
+pub mod kquants;
+mod kquants_dot;
+mod kquants_ref;
+pub mod legacy;
+mod legacy_dot;
 mod types;
 
+pub use dispatch::{
+    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_scalar,
+    vec_dot_type,
+};
 pub use types::{ggml_type_name, GgmlType, QK_K};
 
 use thiserror::Error;

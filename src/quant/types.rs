@@ -49,7 +49,7 @@ impl GgmlType {
     }
 
     /// Number of weights in one block.
-    pub fn block_size(self) -> usize {
+    pub const fn block_size(self) -> usize {
         match self {
             Self::F32 | Self::F16 | Self::BF16 => 1,
             Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 | Self::Q8_1 => 32,
@@ -58,7 +58,7 @@ impl GgmlType {
     }
 
     /// Bytes in one block (ggml's `type_size`).
-    pub fn type_size(self) -> usize {
+    pub const fn type_size(self) -> usize {
         match self {
             Self::F32 => 4,
             Self::F16 | Self::BF16 => 2,

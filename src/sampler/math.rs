@@ -1,8 +1,9 @@
 //! `exp` from basic IEEE operations only (+, −, ×, /, round), so it rounds the same on every
 //! platform; `f64::exp` calls the platform's libm, whose last bit may differ (native vs wasm32).
 
-const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+// fdlibm's split of ln 2: LN2_HI has 32 trailing zero bits, so n·LN2_HI is exact for |n| < 2^20.
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 
 /// e^x, relative error ≈ 1e-16. Underflows to 0 below −745; overflows to +inf above 709.
 pub fn exp_f64(x: f64) -> f64 {

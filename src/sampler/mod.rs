@@ -133,6 +133,7 @@ pub struct Sampler {
     /// Reused every call, so sampling allocates nothing once warmed up.
     cands: Vec<Candidate>,
     penalized: Vec<f32>,
+    weights: Vec<f64>,
     window: Vec<u32>,
 }
 
@@ -141,7 +142,7 @@ impl Sampler {
     /// ones. Out-of-range values are read leniently: negative temperature is greedy, `top_p`
     /// outside (0, 1) and `min_p <= 0` are off.
     pub fn new(params: SamplerParams) -> Self {
-        Sampler { rng: Rng::new(params.seed), params, cands: Vec::new(), penalized: Vec::new(), window: Vec::new() }
+        Sampler { rng: Rng::new(params.seed), params, cands: Vec::new(), penalized: Vec::new(), weights: Vec::new(), window: Vec::new() }
     }
 
     pub fn params(&self) -> &SamplerParams {
@@ -166,7 +167,7 @@ impl Sampler {
         penalize(&p, &mut self.penalized, history, &mut self.window);
         self.cands.clear();
         self.cands.extend(self.penalized.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }));
-        let greedy = !(p.temperature > 0.0) || p.top_k == 1;
+        let greedy = p.temperature.is_nan() || p.temperature <= 0.0 || p.top_k == 1;
         if greedy {
             // Every filter keeps the most likely token, and temperature 0 keeps only it.
             let best = self.cands.iter().copied().min_by(by_rank).unwrap();
@@ -210,18 +211,20 @@ impl Sampler {
         }
         // Temperature, then the draw: u·Σw walked along the cumulative weights.
         let t = p.temperature as f64;
-        let weight = |c: &Candidate| exp_f64((c.logit as f64 - max as f64) / t);
-        let total: f64 = cands.iter().map(weight).sum();
+        self.weights.clear();
+        self.weights.extend(cands.iter().map(|c| exp_f64((c.logit as f64 - max as f64) / t)));
+        let total: f64 = self.weights.iter().sum();
         let target = self.rng.next_f64() * total;
         let mut cum = 0.0f64;
-        for c in cands.iter() {
-            cum += weight(c);
+        for (c, w) in cands.iter().zip(&self.weights) {
+            cum += w;
             if target < cum {
                 return c.id;
             }
         }
         // Only reachable through rounding in the last step: the last token with any weight.
-        cands.iter().rev().find(|c| weight(c) > 0.0).unwrap_or(&cands[0]).id
+        let last = self.weights.iter().rposition(|&w| w > 0.0).unwrap_or(0);
+        cands[last].id
     }
 }
 

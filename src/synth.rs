@@ -1,0 +1,344 @@
+//! The project's own deterministic test models: tiny Llama / Qwen2 / Qwen3 GGUF files with seeded
+//! random weights, in any storage type, byte-identical on every platform.
+//!
+//! They exist so that parity tests can cover every (architecture, quant type) pair against
+//! llama.cpp without committing model files: `tools/make_goldens.py` runs llama.cpp on them once
+//! and commits small goldens (logits, greedy tokens, and each file's sha256); tests rebuild the
+//! bytes in-process with [`synth_model`] and check the sha256 before comparing logits.
+//!
+//! Determinism: weights come from the sampler's integer xoshiro256** generator; a "normal" value
+//! is a sum of four 16-bit uniforms (Irwin–Hall), scaled with basic IEEE arithmetic only (no
+//! `ln`/`cos`/`exp`, whose rounding differs between libms). Each tensor has its own stream,
+//! seeded from `seed` and the tensor's name, so the f32 weights of one (arch, seed) are the same
+//! whatever `ty` they are stored in: a Q4_K model is the quantized F32 model.
+//!
+//! Shapes keep every matrix row a multiple of 256 (the K-quant super-block) and the vocabulary is
+//! a complete SentencePiece ("llama") vocabulary that llama.cpp loads: `<unk>`, `<s>`, `</s>`, the
+//! 256 byte tokens `<0x00>`..`<0xFF>`, then 253 word pieces.
+
+use crate::gguf::{Array, GgufWriter, Value};
+use crate::quant::{GgmlType, QuantError};
+use crate::sampler::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SynthArch {
+    /// Untied `output.weight`, GQA, RoPE "normal" (adjacent pairs), theta 1e4, eps 1e-5.
+    Llama,
+    /// Q/K/V biases, tied embeddings, RoPE NeoX, theta 1e6, eps 1e-6.
+    Qwen2,
+    /// Per-head q_norm/k_norm, heads × head_dim (512) ≠ hidden (256), tied, theta 1e6.
+    Qwen3,
+}
+
+/// Hyper-parameters of a synthetic model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SynthConfig {
+    pub hidden: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub ffn: usize,
+    pub vocab: usize,
+    pub context: usize,
+    pub rope_base: f32,
+    pub rms_eps: f32,
+    pub qkv_bias: bool,
+    pub qk_norm: bool,
+    pub tied_output: bool,
+}
+
+/// Every storage type a synthetic model can be written in (if `quant::quantize_row` supports
+/// it). Q8_1 and Q8_K are activation-only types in ggml and are not storage types.
+pub const SYNTH_TYPES: [GgmlType; 13] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// The seed the committed goldens use.
+pub const GOLDEN_SEED: u64 = 1;
+
+impl SynthArch {
+    pub const ALL: [SynthArch; 3] = [SynthArch::Llama, SynthArch::Qwen2, SynthArch::Qwen3];
+
+    /// The GGUF `general.architecture` string.
+    pub fn name(self) -> &'static str {
+        match self {
+            SynthArch::Llama => "llama",
+            SynthArch::Qwen2 => "qwen2",
+            SynthArch::Qwen3 => "qwen3",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn config(self) -> SynthConfig {
+        let base = SynthConfig {
+            hidden: 256,
+            n_layer: 2,
+            n_head: 4,
+            n_head_kv: 2,
+            head_dim: 64,
+            ffn: 512,
+            vocab: 512,
+            context: 256,
+            rope_base: 10000.0,
+            rms_eps: 1e-5,
+            qkv_bias: false,
+            qk_norm: false,
+            tied_output: false,
+        };
+        match self {
+            SynthArch::Llama => base,
+            SynthArch::Qwen2 => SynthConfig { rope_base: 1e6, rms_eps: 1e-6, qkv_bias: true, tied_output: true, ..base },
+            SynthArch::Qwen3 => SynthConfig {
+                head_dim: 128,
+                rope_base: 1e6,
+                rms_eps: 1e-6,
+                qk_norm: true,
+                tied_output: true,
+                ..base
+            },
+        }
+    }
+}
+
+/// `synth_model` for types that may not be supported: the error says which type failed.
+pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u8>, QuantError> {
+    let c = arch.config();
+    let a = arch.name();
+    let mut w = GgufWriter::new();
+    let u32v = |x: usize| Value::U32(x as u32);
+    w.set("general.architecture", Value::String(a.into()))
+        .set("general.name", Value::String(format!("pocketllm-synth-{a}")))
+        .set("general.file_type", Value::U32(file_type(ty)))
+        .set("general.quantization_version", Value::U32(2))
+        .set(&format!("{a}.context_length"), u32v(c.context))
+        .set(&format!("{a}.embedding_length"), u32v(c.hidden))
+        .set(&format!("{a}.block_count"), u32v(c.n_layer))
+        .set(&format!("{a}.feed_forward_length"), u32v(c.ffn))
+        .set(&format!("{a}.attention.head_count"), u32v(c.n_head))
+        .set(&format!("{a}.attention.head_count_kv"), u32v(c.n_head_kv))
+        .set(&format!("{a}.attention.key_length"), u32v(c.head_dim))
+        .set(&format!("{a}.attention.value_length"), u32v(c.head_dim))
+        .set(&format!("{a}.rope.dimension_count"), u32v(c.head_dim))
+        .set(&format!("{a}.rope.freq_base"), Value::F32(c.rope_base))
+        .set(&format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(c.rms_eps))
+        .set(&format!("{a}.vocab_size"), u32v(c.vocab));
+    add_vocab(&mut w, c.vocab);
+
+    let (h, q, kv, ffn, nv) = (c.hidden, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.ffn, c.vocab);
+    // Matrices: dims in GGUF order, [row length (input), rows (output)].
+    let mut tensors: Vec<(String, Vec<u64>, Init)> = vec![("token_embd.weight".into(), dims(h, nv), Init::Matrix)];
+    for l in 0..c.n_layer {
+        let b = |n: &str| format!("blk.{l}.{n}");
+        tensors.push((b("attn_norm.weight"), vec![h as u64], Init::Norm));
+        tensors.push((b("attn_q.weight"), dims(h, q), Init::Matrix));
+        tensors.push((b("attn_k.weight"), dims(h, kv), Init::Matrix));
+        tensors.push((b("attn_v.weight"), dims(h, kv), Init::Matrix));
+        if c.qkv_bias {
+            tensors.push((b("attn_q.bias"), vec![q as u64], Init::Bias));
+            tensors.push((b("attn_k.bias"), vec![kv as u64], Init::Bias));
+            tensors.push((b("attn_v.bias"), vec![kv as u64], Init::Bias));
+        }
+        if c.qk_norm {
+            tensors.push((b("attn_q_norm.weight"), vec![c.head_dim as u64], Init::Norm));
+            tensors.push((b("attn_k_norm.weight"), vec![c.head_dim as u64], Init::Norm));
+        }
+        tensors.push((b("attn_output.weight"), dims(q, h), Init::Matrix));
+        tensors.push((b("ffn_norm.weight"), vec![h as u64], Init::Norm));
+        tensors.push((b("ffn_gate.weight"), dims(h, ffn), Init::Matrix));
+        tensors.push((b("ffn_up.weight"), dims(h, ffn), Init::Matrix));
+        tensors.push((b("ffn_down.weight"), dims(ffn, h), Init::Matrix));
+    }
+    tensors.push(("output_norm.weight".into(), vec![h as u64], Init::Norm));
+    if !c.tied_output {
+        tensors.push(("output.weight".into(), dims(h, nv), Init::Matrix));
+    }
+
+    for (name, shape, init) in tensors {
+        let values = init.values(seed, &name, shape.iter().product::<u64>() as usize);
+        let (t, data) = match init {
+            // 1-D tensors (norms, biases) stay F32, as llama.cpp's quantizer leaves them.
+            Init::Norm | Init::Bias => (GgmlType::F32, f32_bytes(&values)),
+            Init::Matrix => (ty, store_rows(ty, &values, shape[0] as usize)?),
+        };
+        w.add_tensor(&name, &shape, t, data);
+    }
+    Ok(w.to_bytes())
+}
+
+/// The complete GGUF bytes of a synthetic model.
+///
+/// Panics if `ty` cannot be written (see [`SYNTH_TYPES`] and [`try_synth_model`]); this is a
+/// test and tooling helper, never fed user input.
+pub fn synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Vec<u8> {
+    try_synth_model(arch, ty, seed).unwrap_or_else(|e| panic!("synth_model({arch:?}, {ty}): {e}"))
+}
+
+fn dims(row_len: usize, rows: usize) -> Vec<u64> {
+    vec![row_len as u64, rows as u64]
+}
+
+#[derive(Clone, Copy)]
+enum Init {
+    /// N(0, 0.05²), with one value in 64 four times larger (real weights have outliers, and
+    /// they exercise the quantizers' scale search).
+    Matrix,
+    /// 1 + N(0, 0.1²).
+    Norm,
+    /// N(0, 0.05²).
+    Bias,
+}
+
+impl Init {
+    fn values(self, seed: u64, name: &str, n: usize) -> Vec<f32> {
+        let mut rng = Rng::new(seed ^ fnv1a(name.as_bytes()));
+        (0..n)
+            .map(|_| {
+                let x = normalish(&mut rng);
+                match self {
+                    Init::Matrix => {
+                        let outlier = rng.next_u64().is_multiple_of(64);
+                        (x * if outlier { 0.2 } else { 0.05 }) as f32
+                    }
+                    Init::Norm => (1.0 + 0.1 * x) as f32,
+                    Init::Bias => (0.05 * x) as f32,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Mean 0, variance 1, bounded by ±2√3: the sum of four independent 16-bit uniforms, centred
+/// and scaled. Integer sums, one exact conversion and one multiplication: identical everywhere.
+fn normalish(rng: &mut Rng) -> f64 {
+    let r = rng.next_u64();
+    let s: u64 = (0..4).map(|i| (r >> (16 * i)) & 0xFFFF).sum();
+    // Each 16-bit uniform has variance (65536² − 1)/12 ≈ 65536²/12; four of them ≈ 65536²/3.
+    const INV_STD: f64 = 1.732_050_807_568_877_2 / 65536.0;
+    (s as f64 - 2.0 * 65535.0) * INV_STD
+}
+
+/// FNV-1a, to give every tensor its own generator stream.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// Stores a row-major matrix (`row_len` values per row) in `ty`, row by row as llama.cpp does.
+fn store_rows(ty: GgmlType, values: &[f32], row_len: usize) -> Result<Vec<u8>, QuantError> {
+    let row_bytes = ty.row_bytes(row_len).ok_or(QuantError::PartialBlock { ty, n: row_len, block: ty.block_size() })?;
+    let mut out = vec![0u8; values.len() / row_len * row_bytes];
+    for (src, dst) in values.chunks_exact(row_len).zip(out.chunks_exact_mut(row_bytes)) {
+        store_row(ty, src, dst)?;
+    }
+    Ok(out)
+}
+
+/// One row in `ty`, through `quant::quantize_row` (ggml's reference quantizers, no importance
+/// matrix: what `llama-quantize` does without `--imatrix`). Q8_1 and Q8_K are refused: ggml
+/// only uses them for activations.
+fn store_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
+    if matches!(ty, GgmlType::Q8_1 | GgmlType::Q8_K) {
+        return Err(QuantError::NotApplicable(ty));
+    }
+    crate::quant::quantize_row(ty, src, dst)
+}
+
+/// llama.cpp's `general.file_type` (enum llama_ftype) for a model whose matrices are all `ty`;
+/// K-quants map to their "_S" mixes, the closest named ones.
+fn file_type(ty: GgmlType) -> u32 {
+    match ty {
+        GgmlType::F32 => 0,
+        GgmlType::F16 => 1,
+        GgmlType::Q4_0 => 2,
+        GgmlType::Q4_1 => 3,
+        GgmlType::Q8_0 => 7,
+        GgmlType::Q5_0 => 8,
+        GgmlType::Q5_1 => 9,
+        GgmlType::Q2_K => 10,
+        GgmlType::Q3_K => 11,
+        GgmlType::Q4_K => 14,
+        GgmlType::Q5_K => 16,
+        GgmlType::Q6_K => 18,
+        GgmlType::BF16 => 32,
+        GgmlType::Q8_1 | GgmlType::Q8_K => 1024, // LLAMA_FTYPE_GUESSED: not storage types
+    }
+}
+
+/// A complete SentencePiece vocabulary of `n` tokens (n >= 259 + a few).
+fn add_vocab(w: &mut GgufWriter, n: usize) {
+    const UNKNOWN: i32 = 2;
+    const CONTROL: i32 = 3;
+    const NORMAL: i32 = 1;
+    const BYTE: i32 = 6;
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![UNKNOWN, CONTROL, CONTROL];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(BYTE);
+    }
+    let n_special = tokens.len();
+    for piece in word_pieces(n - n_special) {
+        tokens.push(piece);
+        types.push(NORMAL);
+    }
+    // Special and byte tokens score 0; pieces get decreasing scores (their merge priority).
+    let scores: Vec<f32> = (0..n).map(|i| if i < n_special { 0.0 } else { -((i - n_special) as f32) }).collect();
+    w.set("tokenizer.ggml.model", Value::String("llama".into()))
+        .set("tokenizer.ggml.pre", Value::String("default".into()))
+        .set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)))
+        .set("tokenizer.ggml.scores", Value::Array(Array::F32(scores)))
+        .set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)))
+        .set("tokenizer.ggml.bos_token_id", Value::U32(1))
+        .set("tokenizer.ggml.eos_token_id", Value::U32(2))
+        .set("tokenizer.ggml.unknown_token_id", Value::U32(0))
+        .set("tokenizer.ggml.add_bos_token", Value::Bool(true))
+        .set("tokenizer.ggml.add_eos_token", Value::Bool(false));
+}
+
+/// `count` distinct pieces: "▁", single letters, "▁"+letter, common English bigrams and words,
+/// then "▁"+letter+letter to fill up. Every piece can be built by merging shorter ones.
+fn word_pieces(count: usize) -> Vec<String> {
+    const SP: &str = "\u{2581}";
+    let mut out: Vec<String> = vec![SP.into()];
+    let letters = ('a'..='z').map(String::from);
+    out.extend(letters.clone());
+    out.extend(letters.map(|l| format!("{SP}{l}")));
+    for bg in "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me de hi ri ro ic ne ea ra ce".split(' ') {
+        out.push(bg.into());
+    }
+    for word in "the and of to in is it was he for on are as with his they at be this from".split(' ') {
+        out.push(format!("{SP}{word}"));
+    }
+    'fill: for a in 'a'..='z' {
+        for b in 'a'..='z' {
+            if out.len() >= count {
+                break 'fill;
+            }
+            let p = format!("{SP}{a}{b}");
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out.truncate(count);
+    out
+}
