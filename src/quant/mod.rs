@@ -33,6 +33,3 @@ pub enum QuantError {
     #[error("{0} cannot be used for this operation")]
     NotApplicable(GgmlType),
 }
-
-mod interim;
-pub use interim::{dequantize_row, quantize_row, vec_dot, vec_dot_type};

@@ -1,7 +1,7 @@
 //! Quantized matrix multiplication the way ggml's CPU backend does it: each activation row is
 //! quantized once to the weight type's `vec_dot_type`, then every weight row is dotted with it.
 
-use crate::quant::{quantize_row, vec_dot, vec_dot_type, GgmlType};
+use crate::quant::{quantize_row_cpu, vec_dot, vec_dot_type, GgmlType};
 use rayon::prelude::*;
 
 /// Rows handed to one thread at a time: big enough to amortise scheduling, small enough to
@@ -20,7 +20,7 @@ pub fn quantize_acts(ty: GgmlType, x: &[f32], n: usize, cols: usize, acts: &mut 
     acts.row_bytes = row_bytes;
     acts.bytes.resize(n * row_bytes, 0);
     for t in 0..n {
-        quantize_row(vdt, &x[t * cols..(t + 1) * cols], &mut acts.bytes[t * row_bytes..(t + 1) * row_bytes])
+        quantize_row_cpu(vdt, &x[t * cols..(t + 1) * cols], &mut acts.bytes[t * row_bytes..(t + 1) * row_bytes])
             .expect("lengths match by construction");
     }
 }
