@@ -3,6 +3,7 @@
 //!
 //! - `vocab`: the loader (token attributes, special ids, llama.cpp's fix-ups);
 //! - `spm`: SentencePiece bigram merging by score; `bpe`: byte-level BPE by merge rank;
+//!   `wpm`: BERT WordPiece;
 //! - `pretokenize`: the BPE word splitters chosen by `tokenizer.ggml.pre`; `unicode`: categories;
 //! - `decode`: pieces and whole-sequence detokenization; `stream`: incremental UTF-8-safe output.
 
@@ -13,6 +14,7 @@ mod spm;
 mod stream;
 mod unicode;
 mod vocab;
+mod wpm;
 
 pub use stream::StreamDecoder;
 
@@ -34,6 +36,7 @@ pub enum TokenizerError {
 enum Engine {
     Spm { bytes: [Option<u32>; 256] },
     Bpe { merges: bpe::Merges, pre: pretokenize::PreTokenizer },
+    Wpm { norm: wpm::Normalizer, max_token_len: usize },
 }
 
 pub struct Tokenizer {
@@ -56,7 +59,10 @@ impl Tokenizer {
                 let (patterns, _known) = pretokenize::patterns_for(&vocab.pre);
                 Engine::Bpe { merges: bpe::load_merges(md)?, pre: pretokenize::PreTokenizer::new(&patterns)? }
             }
-            Kind::Wpm => return Err(TokenizerError::UnsupportedModel("bert (WordPiece) is not implemented yet".into())),
+            Kind::Wpm => Engine::Wpm {
+                norm: wpm::Normalizer::from_metadata(md),
+                max_token_len: vocab.texts.iter().map(String::len).max().unwrap_or(0),
+            },
         };
         Ok(Tokenizer { vocab, engine })
     }
@@ -70,7 +76,9 @@ impl Tokenizer {
         let v = &self.vocab;
         let frags = self.partition(text, parse_special);
         let mut out = Vec::new();
-        if add_special && v.add_bos {
+        let wordpiece = matches!(self.engine, Engine::Wpm { .. });
+        // WordPiece always wraps in [CLS] .. [SEP] when asked for special tokens
+        if add_special && (v.add_bos || wordpiece) {
             out.extend(v.bos);
         }
         match &self.engine {
@@ -110,8 +118,20 @@ impl Tokenizer {
                     }
                 }
             }
+            Engine::Wpm { norm, max_token_len } => {
+                for f in &frags {
+                    match *f {
+                        Fragment::Text(t) => wpm::tokenize(v, norm, *max_token_len, t, &mut out),
+                        Fragment::Token(id) => out.push(id),
+                    }
+                }
+            }
         }
-        if add_special && v.add_eos {
+        if wordpiece {
+            if add_special {
+                out.extend(v.sep);
+            }
+        } else if add_special && v.add_eos {
             out.extend(v.eos);
         }
         out

@@ -12,6 +12,8 @@ pub const PUNCTUATION: u8 = 4;
 pub const ACCENT_MARK: u8 = 8;
 pub const SYMBOL: u8 = 16;
 pub const WHITESPACE: u8 = 32;
+/// `\p{C}` less unassigned code points (Cc, Cf, Co, Cs).
+pub const CONTROL: u8 = 64;
 
 /// Sorted, disjoint `(first, last, category)` ranges.
 struct Tables {
@@ -43,6 +45,9 @@ fn tables() -> &'static Tables {
             (r"\p{P}", PUNCTUATION),
             (r"\p{M}", ACCENT_MARK),
             (r"\p{S}", SYMBOL),
+            (r"\p{Cc}", CONTROL),
+            (r"\p{Cf}", CONTROL),
+            (r"\p{Co}", CONTROL),
         ] {
             ranges.extend(class_ranges(pat).into_iter().map(|(a, b)| (a, b, flag)));
         }
@@ -67,7 +72,7 @@ fn ws_flag(cpt: u32) -> u8 {
     }
 }
 
-/// Category flags of one code point: at most one of NUMBER/LETTER/PUNCTUATION/ACCENT_MARK/SYMBOL,
+/// Category flags of one code point: at most one of NUMBER/LETTER/PUNCTUATION/ACCENT_MARK/SYMBOL/CONTROL,
 /// plus WHITESPACE (Unicode White_Space, as llama.cpp's whitespace set).
 pub fn flags(c: char) -> u8 {
     let t = tables();

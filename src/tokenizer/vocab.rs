@@ -25,7 +25,6 @@ pub enum Kind {
     Wpm,
 }
 
-#[allow(dead_code)] // unk/sep/add_sep are read by the WordPiece tokenizer to come
 pub struct Vocab {
     pub kind: Kind,
     pub pre: String,
@@ -41,7 +40,6 @@ pub struct Vocab {
     pub sep: Option<u32>,
     pub add_bos: bool,
     pub add_eos: bool,
-    pub add_sep: bool,
     pub add_space_prefix: bool,
     pub clean_spaces: bool,
     pub ignore_merges: bool,
@@ -70,7 +68,7 @@ impl Vocab {
             "bert" => (Kind::Wpm, default(101), None, default(100), default(102)),
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
-        let (mut add_bos, mut add_eos, mut add_sep) = (false, false, false);
+        let (mut add_bos, mut add_eos) = (false, false);
         let mut add_space_prefix = false;
         let mut clean_spaces = true;
         let mut ignore_merges = false;
@@ -80,10 +78,7 @@ impl Vocab {
                 clean_spaces = false;
                 add_bos = true;
             }
-            Kind::Wpm => {
-                add_bos = true;
-                add_sep = true;
-            }
+            Kind::Wpm => add_bos = true,
             Kind::Bpe => match pre.as_str() {
                 "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2" => {
                     ignore_merges = true;
@@ -177,9 +172,6 @@ impl Vocab {
         if let Some(v) = md.get_bool("tokenizer.ggml.add_eos_token") {
             add_eos = v;
         }
-        if let Some(v) = md.get_bool("tokenizer.ggml.add_sep_token") {
-            add_sep = v;
-        }
 
         let mut v = Vocab {
             kind,
@@ -196,7 +188,6 @@ impl Vocab {
             sep,
             add_bos,
             add_eos,
-            add_sep,
             add_space_prefix,
             clean_spaces,
             ignore_merges,
