@@ -8,7 +8,7 @@
 use super::decode::clean_spaces;
 use super::Tokenizer;
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct StreamDecoder {
     special: bool,
     first: bool,
@@ -22,6 +22,12 @@ pub struct StreamDecoder {
 
 /// How many trailing cleaned bytes a later character can still affect.
 const CLEAN_LOOKAHEAD: usize = 3;
+
+impl Default for StreamDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl StreamDecoder {
     /// A decoder that renders control tokens as nothing (like `decode(ids, false)`).
