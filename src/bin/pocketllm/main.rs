@@ -3,7 +3,7 @@
 mod args;
 
 use args::Args;
-use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::backend::{cpu::CpuBackend, Backend};
 use pocketllm::generate::{generate, GenerateParams};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{config::Config, weights, Logits, Model, ModelOptions};
@@ -59,11 +59,16 @@ impl From<String> for CliError {
     }
 }
 
-impl<E: Into<Error>> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError::Engine(e.into())
-    }
+macro_rules! engine_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                CliError::Engine(e.into())
+            }
+        }
+    )*};
 }
+engine_errors!(Error, pocketllm::gguf::GgufError, pocketllm::tokenizer::TokenizerError, pocketllm::quant::QuantError);
 
 type CliResult = Result<(), CliError>;
 
