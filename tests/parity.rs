@@ -1,11 +1,14 @@
-//! Logits position by position and greedy continuations against llama.cpp's goldens
-//! (../shared/fixtures/goldens, made by llama.cpp 0c1e57098 with an F32 KV cache).
+//! Logits position by position and greedy continuations against llama.cpp's goldens: the
+//! shared fixtures (../shared/fixtures/goldens) and the project's own synthetic models
+//! (tests/goldens/synth), both made by llama.cpp 0c1e57098 with an F32 KV cache.
 
 mod common;
 
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
+use pocketllm::quant::GgmlType;
+use pocketllm::synth::{synth_model, SynthArch};
 use serde_json::Value as Json;
 
 /// Allowed |Δlogit| against llama.cpp's own logits for a model file, by its quantization.
@@ -16,6 +19,8 @@ use serde_json::Value as Json;
 /// - F16: activations are rounded to f16 before every matmul, on both sides, and a single
 ///   flipped rounding moves a logit by up to ~1e-3 (random models, logits within ±4) or ~1e-2
 ///   (stories260K, logits within ±22): the fixtures README's 0.01 / 0.02.
+/// - BF16: the same with bf16's 8-bit mantissa, so one flipped rounding moves a logit about 8×
+///   more than with f16; measured up to 8e-3 on the synthetic models.
 /// - Quantized weights: activations are quantized to Q8_0/Q8_1/Q8_K as in ggml, but a tiny
 ///   upstream difference can flip one rounding step and move logits by the 0.03-0.1 the README
 ///   measured between ggml's native and dequantized paths; 0.15 (random) / 0.3 (stories260K).
@@ -24,6 +29,7 @@ fn tolerance(quant: &str, stories: bool, x: f32) -> f32 {
         ("F32", _) => 1e-4 + 1e-4 * x.abs(),
         ("F16", false) => 0.01,
         ("F16", true) => 0.02,
+        ("BF16", _) => 0.05,
         (_, false) => 0.15,
         (_, true) => 0.3,
     }
@@ -47,17 +53,30 @@ struct Fixture {
     logits: Vec<f32>,
 }
 
+fn f32s(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
 impl Fixture {
     fn load(rel: &str) -> Fixture {
         let stem = std::path::Path::new(rel).file_stem().unwrap().to_str().unwrap();
         let json = serde_json::from_slice(&common::read_fixture(&format!("goldens/{stem}.json")).unwrap()).unwrap();
-        let raw = common::read_fixture(&format!("goldens/{stem}.logits.f32.bin")).unwrap();
-        let logits = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let logits = f32s(&common::read_fixture(&format!("goldens/{stem}.logits.f32.bin")).unwrap());
         Fixture { rel: rel.to_string(), json, bytes: common::read_fixture(rel).unwrap(), logits }
     }
 
+    /// A synthetic model rebuilt in-process, with its committed golden.
+    fn synth(json_path: &std::path::Path) -> Fixture {
+        let json: Json = serde_json::from_slice(&std::fs::read(json_path).unwrap()).unwrap();
+        let arch = SynthArch::from_name(json["architecture"].as_str().unwrap()).unwrap();
+        let ty = GgmlType::ALL.into_iter().find(|t| t.name() == json["type"].as_str().unwrap()).unwrap();
+        let bytes = synth_model(arch, ty, json["seed"].as_u64().unwrap());
+        let logits = f32s(&std::fs::read(json_path.with_file_name(json["logits"]["file"].as_str().unwrap())).unwrap());
+        Fixture { rel: format!("synth {}", json_path.file_name().unwrap().to_str().unwrap()), json, bytes, logits }
+    }
+
     fn quant(&self) -> &str {
-        self.json["quant"].as_str().unwrap()
+        self.json["quant"].as_str().or(self.json["type"].as_str()).unwrap()
     }
 
     fn is_stories(&self) -> bool {
@@ -132,6 +151,32 @@ fn check_greedy(fx: &Fixture) {
             logits = model.forward(&[got], pos, Logits::Last).unwrap();
             pos += 1;
         }
+    }
+}
+
+fn synth_goldens() -> Vec<Fixture> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/goldens/synth");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.file_name().unwrap() != "summary.json")
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 39, "expected a golden for each of 3 architectures x 13 types");
+    paths.iter().map(|p| Fixture::synth(p)).collect()
+}
+
+#[test]
+fn logits_match_llama_cpp_on_synthetic_models() {
+    for fx in synth_goldens() {
+        check_logits(&fx);
+    }
+}
+
+#[test]
+fn greedy_matches_llama_cpp_on_synthetic_models() {
+    for fx in synth_goldens() {
+        check_greedy(&fx);
     }
 }
 
