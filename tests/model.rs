@@ -1,0 +1,128 @@
+//! Loading and running models: bad models and bad calls give typed errors, and the model stays
+//! usable after an error.
+
+use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::gguf::{Gguf, GgufWriter, Value};
+use pocketllm::model::{Logits, Model, ModelOptions};
+use pocketllm::quant::GgmlType;
+use pocketllm::synth::{synth_model, SynthArch};
+use pocketllm::Error;
+
+/// Rebuilds a GGUF with edited metadata and tensors.
+fn rewrite(
+    bytes: &[u8],
+    edit_meta: impl Fn(&str, &Value) -> Option<Value>,
+    edit_tensor: impl Fn(&str, &[u64]) -> Option<Vec<u64>>,
+) -> Vec<u8> {
+    let g = Gguf::parse(bytes).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &g.metadata.entries {
+        if let Some(v) = edit_meta(k, v) {
+            w.set(k, v);
+        }
+    }
+    for t in &g.tensors {
+        if let Some(dims) = edit_tensor(&t.name, &t.dims) {
+            let data = g.tensor_bytes(bytes, t).to_vec();
+            w.add_tensor(&t.name, &dims, t.ty, data);
+        }
+    }
+    w.to_bytes()
+}
+
+fn load(bytes: &[u8]) -> Result<Model<CpuBackend>, Error> {
+    let g = Gguf::parse(bytes)?;
+    Model::load(&g, bytes, CpuBackend::new(1)?, &ModelOptions { context_length: 32, batch_size: 8 })
+}
+
+fn keep_meta(_: &str, v: &Value) -> Option<Value> {
+    Some(v.clone())
+}
+
+fn keep_tensor(_: &str, d: &[u64]) -> Option<Vec<u64>> {
+    Some(d.to_vec())
+}
+
+fn err_text(r: Result<Model<CpuBackend>, Error>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_models_are_refused_with_the_reason() {
+    let base = synth_model(SynthArch::Qwen2, GgmlType::Q8_0, 7);
+    assert!(load(&base).is_ok());
+
+    let unknown_arch = rewrite(
+        &base,
+        |k, v| Some(if k == "general.architecture" { Value::String("mamba".into()) } else { v.clone() }),
+        keep_tensor,
+    );
+    let e = load(&unknown_arch).err().unwrap();
+    assert!(matches!(e, Error::UnsupportedModel(_)) && e.to_string().contains("mamba"), "{e}");
+
+    let no_layers = rewrite(&base, |k, v| (k != "qwen2.block_count").then(|| v.clone()), keep_tensor);
+    assert!(err_text(load(&no_layers)).contains("qwen2.block_count"));
+
+    let bad_heads = rewrite(
+        &base,
+        |k, v| Some(if k == "qwen2.attention.head_count_kv" { Value::U32(3) } else { v.clone() }),
+        keep_tensor,
+    );
+    assert!(err_text(load(&bad_heads)).contains("KV heads"));
+
+    let missing = rewrite(&base, keep_meta, |n, d| (n != "blk.1.attn_k.bias").then(|| d.to_vec()));
+    assert!(err_text(load(&missing)).contains("blk.1.attn_k.bias is missing"));
+
+    let reshaped = rewrite(&base, keep_meta, |n, d| {
+        Some(if n == "blk.0.ffn_up.weight" { vec![d[0] * 2, d[1] / 2] } else { d.to_vec() })
+    });
+    assert!(err_text(load(&reshaped)).contains("blk.0.ffn_up.weight has shape"));
+
+    let yarn = rewrite(&base, keep_meta, keep_tensor);
+    let mut w = GgufWriter::new();
+    let g = Gguf::parse(&yarn).unwrap();
+    for (k, v) in &g.metadata.entries {
+        w.set(k, v.clone());
+    }
+    w.set("qwen2.rope.scaling.type", Value::String("yarn".into()));
+    for t in &g.tensors {
+        w.add_tensor(&t.name, &t.dims, t.ty, g.tensor_bytes(&yarn, t).to_vec());
+    }
+    let e = load(&w.to_bytes()).err().unwrap();
+    assert!(matches!(e, Error::UnsupportedModel(_)) && e.to_string().contains("yarn"), "{e}");
+}
+
+#[test]
+fn every_truncation_of_a_model_fails_cleanly() {
+    let base = synth_model(SynthArch::Llama, GgmlType::Q4_K, 3);
+    for cut in (0..base.len()).step_by(base.len() / 97) {
+        assert!(load(&base[..cut]).is_err(), "cut at {cut} loaded");
+    }
+}
+
+#[test]
+fn bad_calls_are_errors_and_the_model_stays_usable() {
+    let mut m = load(&synth_model(SynthArch::Qwen3, GgmlType::Q8_0, 5)).unwrap();
+    let tokens = [1u32, 20, 300, 7];
+    let reference = m.forward(&tokens, 0, Logits::All).unwrap();
+
+    assert!(matches!(m.forward(&[1, 512], 0, Logits::Last), Err(Error::TokenOutOfRange { id: 512, .. })));
+    let e = m.forward(&[5; 20], 20, Logits::Last).unwrap_err();
+    assert!(matches!(e, Error::ContextFull { needed: 40, context: 32 }), "{e}");
+    assert!(matches!(m.forward(&[], 0, Logits::Last), Err(Error::InvalidArgument(_))));
+
+    // Same logits as before the failed calls; batches of 8 split a longer prompt the same way.
+    assert_eq!(m.forward(&tokens, 0, Logits::All).unwrap(), reference);
+    let long: Vec<u32> = (0..30).map(|i| (i * 37 % 512) as u32).collect();
+    let whole = m.forward(&long, 0, Logits::All).unwrap();
+    let mut stepwise = m.forward(&long[..13], 0, Logits::All).unwrap();
+    for (i, &t) in long[13..].iter().enumerate() {
+        stepwise.extend(m.forward(&[t], 13 + i, Logits::All).unwrap());
+    }
+    let worst = whole.iter().zip(&stepwise).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    // Batched and one-at-a-time runs differ by summation order only.
+    assert!(worst < 1e-4, "batched vs stepwise: {worst}");
+}
