@@ -2,6 +2,7 @@
 //! quantized once to the weight type's `vec_dot_type`, then every weight row is dotted with it.
 
 use crate::quant::{quantize_row_cpu, vec_dot, vec_dot_type, GgmlType};
+use super::CpuWeight;
 use rayon::prelude::*;
 
 /// Rows handed to one thread at a time: big enough to amortise scheduling, small enough to
@@ -26,16 +27,8 @@ pub fn quantize_acts(ty: GgmlType, x: &[f32], n: usize, cols: usize, acts: &mut 
 }
 
 /// out[t][r] = w[r] · acts[t] for t < n, splitting weight rows over the pool's threads.
-pub fn matmul(
-    pool: &rayon::ThreadPool,
-    ty: GgmlType,
-    w: &[u8],
-    rows: usize,
-    cols: usize,
-    acts: &QuantizedActs,
-    n: usize,
-    out: &mut [f32],
-) {
+pub fn matmul(pool: &rayon::ThreadPool, weight: &CpuWeight, acts: &QuantizedActs, n: usize, tmp: &mut Vec<f32>, out: &mut [f32]) {
+    let (ty, w, rows, cols) = (weight.ty, &weight.bytes[..], weight.rows, weight.cols);
     let w_row_bytes = w.len() / rows;
     let run = |r0: usize, dst: &mut [f32]| {
         // dst holds out[t][r0..r0 + len] for each t, laid out [len][n] (transposed) to keep
@@ -59,7 +52,7 @@ pub fn matmul(
         }
         return;
     }
-    let mut tmp = vec![0f32; rows * n];
+    tmp.resize(rows * n, 0.0);
     pool.install(|| {
         tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst))
     });

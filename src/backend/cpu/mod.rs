@@ -35,6 +35,9 @@ pub struct CpuBackend {
     acts: QuantizedActs,
     angles: Vec<(f32, f32)>,
     scores: Vec<f32>,
+    /// Scratch for one normalised head and for a transposed matmul result; grown, never shrunk.
+    head: Vec<f32>,
+    matmul_tmp: Vec<f32>,
 }
 
 /// Tensors up to this many values are also kept as f32 (norm weights, biases).
@@ -53,6 +56,8 @@ impl CpuBackend {
             acts: QuantizedActs { bytes: Vec::new(), row_bytes: 0 },
             angles: Vec::new(),
             scores: Vec::new(),
+            head: Vec::new(),
+            matmul_tmp: Vec::new(),
         })
     }
 
@@ -133,16 +138,16 @@ impl Backend for CpuBackend {
     fn head_norm(&mut self, x: &mut Vec<f32>, w: &CpuWeight, n_rows: usize, eps: f32) {
         let w = w.f32.as_ref().expect("norm weights are small");
         let d = w.len();
-        let mut tmp = vec![0f32; d];
+        self.head.resize(d, 0.0);
         for head in x[..n_rows * d].chunks_exact_mut(d) {
-            rms_norm(head, w, eps, &mut tmp);
-            head.copy_from_slice(&tmp);
+            rms_norm(head, w, eps, &mut self.head);
+            head.copy_from_slice(&self.head);
         }
     }
 
     fn matmul(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
         matmul::quantize_acts(w.ty, x, n_tokens, w.cols, &mut self.acts);
-        matmul::matmul(&self.pool, w.ty, &w.bytes, w.rows, w.cols, &self.acts, n_tokens, out);
+        matmul::matmul(&self.pool, w, &self.acts, n_tokens, &mut self.matmul_tmp, out);
     }
 
     fn add_bias(&mut self, x: &mut Vec<f32>, b: &CpuWeight, n_tokens: usize) {
