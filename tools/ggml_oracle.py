@@ -7,8 +7,7 @@ fixture goldens come from) through ctypes, on the rows `dequant_goldens.quantize
 * `ref`: ggml's reference quantizers `quantize_row_*_ref` for Q8_0, Q8_1, Q2_K..Q6_K, Q8_K
   (gguf-py has no K-quant quantizers);
 * `cpu`: the CPU backend's activation quantizers `quantize_row_q8_0/q8_1/q8_K` (x86 SIMD);
-* `dot`: `ggml_vec_dot_*` (the SIMD ones the CPU backend runs, and the `_generic` C ones) of
-  each weight row quantized with the reference quantizer and each activation row quantized
+* `dot`: `ggml_vec_dot_*` (the SIMD ones the CPU backend runs) of each weight row quantized with the reference quantizer and each activation row quantized
   with the CPU quantizer, as f32 bit patterns.
 
 Regenerate from the repository root (x86-64; needs `pip install llama-cpp-python==0.3.36 gguf==0.19.0 numpy`):
@@ -88,21 +87,18 @@ def main():
     # activation rows: the weight rows in reverse order, so every dot pairs two different rows
     acts = x[::-1].copy()
     out = {"generator": "tools/ggml_oracle.py", "llama_cpp_python": llama_cpp.__version__,
-           "n_per_row": n, "rows": rows, "ref": {}, "cpu": {}, "dot": {}, "dot_generic": {}}
+           "n_per_row": n, "rows": rows, "ref": {}, "cpu": {}, "dot": {}}
     for ty in ("Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K"):
         out["ref"][ty] = b"".join(ref_quant(ty, r).tobytes() for r in x).hex()
     for ty in ("Q8_0", "Q8_1", "Q8_K"):
         out["cpu"][ty] = b"".join(cpu_quant(ty, r).tobytes() for r in acts).hex()
     for ty, at in VEC_DOT_TYPE.items():
         fast = getattr(cpu, f"ggml_vec_dot_{cname(ty)}_{cname(at)}")
-        generic = getattr(cpu, f"ggml_vec_dot_{cname(ty)}_{cname(at)}_generic")
-        res, gen = [], []
+        res = []
         for r in range(rows):
             w, a = ref_quant(ty, x[r]), cpu_quant(at, acts[r])
             res.append(vec_dot(fast, n, w, a))
-            gen.append(vec_dot(generic, n, w, a))
         out["dot"][ty] = res
-        out["dot_generic"][ty] = gen
     for ty, conv, fn in (("F16", to_f16, cpu.ggml_vec_dot_f16), ("BF16", to_bf16, cpu.ggml_vec_dot_bf16),
                          ("F32", lambda v: np.ascontiguousarray(v, dtype=np.float32), cpu.ggml_vec_dot_f32)):
         out["dot"][ty] = [vec_dot(fn, n, conv(x[r]), conv(acts[r])) for r in range(rows)]
