@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pocketllm::gguf::Gguf;
 use pocketllm::quant::{
-    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_scalar,
+    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable,
+    vec_dot_scalar,
     vec_dot_type, GgmlType, QuantError,
 };
 use serde_json::Value;
@@ -259,6 +260,8 @@ fn vec_dot_matches_f64_reference_and_scalar_twin() {
                     let fast = vec_dot(ty, n, &w, &act);
                     let slow = vec_dot_scalar(ty, n, &w, &act);
                     assert_eq!(fast.to_bits(), slow.to_bits(), "{ty} n={n}: fast {fast} vs scalar {slow}");
+                    let portable = vec_dot_portable(ty, n, &w, &act);
+                    assert_eq!(portable.to_bits(), slow.to_bits(), "{ty} n={n}: portable build");
                     let tol = dot_tolerance(ty, &wd, &ad);
                     assert!(((fast as f64) - exact).abs() <= tol, "{ty} n={n}: {fast} vs {exact} (tol {tol:e})");
                 }
@@ -279,6 +282,7 @@ fn float_dots_handle_lengths_that_are_not_multiples_of_the_lane_count() {
             let mag: f64 = wd.iter().zip(&ad).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
             let fast = vec_dot(ty, n, &w, &a);
             assert_eq!(fast.to_bits(), vec_dot_scalar(ty, n, &w, &a).to_bits(), "{ty} n={n}");
+            assert_eq!(fast.to_bits(), vec_dot_portable(ty, n, &w, &a).to_bits(), "{ty} n={n}");
             assert!(((fast as f64) - exact).abs() <= DOT_REL * mag, "{ty} n={n}");
         }
     }
@@ -471,4 +475,14 @@ fn vec_dot_tracks_ggml_library() {
         }
     }
     eprintln!("{bit_equal}/{total} dots bit-identical to ggml's SIMD kernels, the rest within tolerance");
+}
+
+#[test]
+fn f16_conversion_matches_half_for_all_65536_values() {
+    for b in 0..=u16::MAX {
+        let ours = dequantize(F16, &b.to_le_bytes(), 1)[0];
+        let want = half::f16::from_bits(b).to_f32();
+        assert!(ours.to_bits() == want.to_bits() || (ours.is_nan() && want.is_nan()), "{b:#06x}: {ours} vs {want}");
+        assert_eq!(ours.to_bits(), pocketllm::quant::blocks::f16_to_f32(b).to_bits());
+    }
 }

@@ -103,9 +103,39 @@ pub fn check_vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> Result<(),
 /// Dot product of `n` values: `w` is one weight row in `ty`, `act` the activation row already
 /// quantized to `vec_dot_type(ty)`. Same math as ggml's `ggml_vec_dot_*` (integer sums per
 /// block, then scaled). Lengths are only debug-asserted; a short slice panics.
+///
+/// On x86-64 CPUs with AVX2 (checked once, cached by std) this runs the same kernels compiled
+/// with AVX2/FMA/F16C enabled; Rust never fuses a multiply and an add on its own, so both builds
+/// give bit-identical results ([`vec_dot_portable`] is the baseline build).
 #[inline]
 pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     debug_assert_eq!(check_vec_dot(ty, n, w, act), Ok(()));
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: the features the function is compiled for were just detected.
+        return unsafe { vec_dot_avx2(ty, n, w, act) };
+    }
+    vec_dot_kernels(ty, n, w, act)
+}
+
+/// [`vec_dot`] compiled for the baseline target only (SSE2 on x86-64, simd128 on wasm when
+/// enabled), for tests and benchmarks.
+pub fn vec_dot_portable(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
+    vec_dot_kernels(ty, n, w, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_avx2(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
+    vec_dot_kernels(ty, n, w, act)
+}
+
+/// The fast kernels, inlined into each build of [`vec_dot`].
+#[inline(always)]
+fn vec_dot_kernels(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     let (w, act) = slices(ty, n, w, act);
     match ty {
         F32 => float::vec_dot_f32(n, w, act),

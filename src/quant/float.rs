@@ -6,6 +6,8 @@
 
 use half::{bf16, f16};
 
+use super::blocks::f16_to_f32;
+
 /// ggml's fp32 -> bf16: NaN keeps its sign and top mantissa bits and is made quiet; everything
 /// else rounds to nearest even (overflow goes to infinity).
 #[inline(always)]
@@ -36,7 +38,7 @@ pub fn quantize_f32(src: &[f32], dst: &mut [u8]) {
 
 pub fn dequantize_f16(src: &[u8], dst: &mut [f32]) {
     for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        *d = f16::from_bits(u16::from_le_bytes([s[0], s[1]])).to_f32();
+        *d = f16_to_f32(u16::from_le_bytes([s[0], s[1]]));
     }
 }
 
@@ -76,7 +78,7 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
 
 #[inline(always)]
 fn h(b: &[u8], i: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])).to_f32()
+    f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))
 }
 
 #[inline(always)]
@@ -90,6 +92,7 @@ fn f(b: &[u8], i: usize) -> f32 {
 }
 
 /// F16 weights · F16 activations. The products of two halves are exact in f32.
+#[inline(always)]
 pub fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (w, a) = (&w[..2 * n], &a[..2 * n]);
     // Convert 32 at a time into fixed arrays so the hot loop is branch- and check-free.
@@ -111,6 +114,7 @@ pub fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
     finish(acc, n - np, |j| h(tail_w, j) * h(tail_a, j))
 }
 
+#[inline(always)]
 fn finish(acc: [f32; LANES], tail: usize, f: impl Fn(usize) -> f32) -> f32 {
     let mut v = [0f32; 8];
     for l in 0..8 {
@@ -129,6 +133,7 @@ pub fn vec_dot_f16_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
     lane_sum(n, |i| h(w, i) * h(a, i))
 }
 
+#[inline(always)]
 pub fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (w, a) = (&w[..2 * n], &a[..2 * n]);
     let mut acc = [0f32; LANES];
@@ -153,6 +158,7 @@ pub fn vec_dot_bf16_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
     lane_sum(n, |i| bh(w, i) * bh(a, i))
 }
 
+#[inline(always)]
 pub fn vec_dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let (w, a) = (&w[..4 * n], &a[..4 * n]);
     let mut acc = [0f32; LANES];

@@ -15,7 +15,7 @@ mod legacy_dot;
 mod types;
 
 pub use dispatch::{
-    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_scalar,
+    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable, vec_dot_scalar,
     vec_dot_type,
 };
 pub use types::{ggml_type_name, GgmlType, QK_K};
