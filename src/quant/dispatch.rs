@@ -115,8 +115,13 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
         && std::is_x86_feature_detected!("fma")
         && std::is_x86_feature_detected!("f16c")
     {
-        // SAFETY: the features the function is compiled for were just detected.
-        return unsafe { vec_dot_avx2(ty, n, w, act) };
+        // SAFETY: the features these functions are compiled for were just detected.
+        return unsafe {
+            match ty {
+                F16 => float::vec_dot_f16_f16c(n, w, act),
+                _ => vec_dot_avx2(ty, n, w, act),
+            }
+        };
     }
     vec_dot_kernels(ty, n, w, act)
 }
