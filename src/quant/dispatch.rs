@@ -1,6 +1,8 @@
 //! The public entry points: one `match` per operation from `GgmlType` to the format's kernel.
 
 use super::blocks::{as_blocks, as_blocks_mut};
+#[cfg(target_arch = "x86_64")]
+use super::avx2;
 use super::{float, kquants, kquants_dot as kd, kquants_ref, legacy, legacy_dot as ld};
 use super::{GgmlType, QuantError};
 use GgmlType::*;
@@ -117,8 +119,13 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     {
         // SAFETY: the features these functions are compiled for were just detected.
         return unsafe {
+            let (ws, acts) = slices(ty, n, w, act);
             match ty {
                 F16 => float::vec_dot_f16_f16c(n, w, act),
+                Q4_0 => avx2::dot_q4_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q8_0 => avx2::dot_q8_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q4_K => avx2::dot_q4_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q6_K => avx2::dot_q6_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 _ => vec_dot_avx2(ty, n, w, act),
             }
         };

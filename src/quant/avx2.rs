@@ -1,0 +1,164 @@
+//! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q8_0, Q4_K, Q6_K weights).
+//!
+//! Each computes exactly the integers its portable kernel computes (per block for Q4_0/Q8_0,
+//! per super-block for the K-quants) and then runs the same f32 operations in the same order,
+//! so results are bit-identical to the scalar twins; tests hold them to that.
+//!
+//! The byte products use `maddubs` (unsigned × signed bytes, pairs summed into i16). That is
+//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q4_K
+//! 0..15), 63 (Q6_K) or 128 (Q8_0, via the sign trick), and activations are within ±127, which
+//! every quantizer produces (Q8_0 and Q8_K never emit -128).
+//!
+//! Callers must have checked AVX2 (all functions are `unsafe` for that reason alone).
+
+use std::arch::x86_64::*;
+
+use super::blocks::*;
+use super::types::QK_K;
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// Products of 32 signed bytes summed into 8 i32 lanes: `|x| * (y with x's sign)`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+    _mm256_madd_epi16(p, _mm256_set1_epi16(1))
+}
+
+#[inline]
+#[target_feature(enable = "avx2")]
+fn load256(p: &[u8]) -> __m256i {
+    assert!(p.len() >= 32);
+    // SAFETY: at least 32 readable bytes; unaligned load.
+    unsafe { _mm256_loadu_si256(p.as_ptr() as *const __m256i) }
+}
+
+#[inline(always)]
+fn bytes<T: bytemuck::Pod>(x: &T) -> &[u8] {
+    bytemuck::bytes_of(x)
+}
+
+/// Low nibbles of 16 bytes in the lower half, high nibbles in the upper half.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn nibbles16(qs: &[u8; 16]) -> __m256i {
+    // SAFETY: 16 readable bytes.
+    let q = unsafe { _mm_loadu_si128(qs.as_ptr() as *const __m128i) };
+    let m4 = _mm_set1_epi8(0x0f);
+    let lo = _mm_and_si128(q, m4);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let xv = _mm256_sub_epi8(nibbles16(&x.qs), _mm256_set1_epi8(8));
+        let sumi = hsum_i32(dot_i8(xv, load256(bytes(&y.qs))));
+        sumf += sumi as f32 * f16_le(x.d) * f16_le(y.d);
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let sumi = hsum_i32(dot_i8(load256(bytes(&x.qs)), load256(bytes(&y.qs))));
+        sumf += sumi as f32 * (f16_le(x.d) * f16_le(y.d));
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let mut sc = [0i16; 8];
+        let mut summs = 0i32;
+        for j in 0..8 {
+            let (s, m) = super::kquants::scale_min_k4(j, &x.scales);
+            sc[j] = s as i16;
+            summs += m as i32 * (y.bsum(2 * j) as i32 + y.bsum(2 * j + 1) as i32);
+        }
+        let qa = bytes(&y.qs);
+        let mut acc = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = load256(&x.qs[32 * c..]);
+            let lo = _mm256_and_si256(q, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let plo = _mm256_maddubs_epi16(lo, load256(&qa[64 * c..]));
+            let phi = _mm256_maddubs_epi16(hi, load256(&qa[64 * c + 32..]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        let isum = hsum_i32(acc);
+        sumf += (f16_le(x.d) * y.d()) * isum as f32 - (f16_le(x.dmin) * y.d()) * summs as f32;
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q6_k_q8_k(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m2 = _mm256_set1_epi8(0x03);
+    let k32 = _mm256_set1_epi8(32);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let qa = bytes(&y.qs);
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            let l0 = load256(&x.ql[64 * h..]);
+            let l1 = load256(&x.ql[64 * h + 32..]);
+            let hb = load256(&x.qh[32 * h..]);
+            let high = |shift: i32| match shift {
+                0 => _mm256_slli_epi16::<4>(_mm256_and_si256(hb, m2)),
+                2 => _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srli_epi16::<2>(hb), m2)),
+                4 => _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srli_epi16::<4>(hb), m2)),
+                _ => _mm256_slli_epi16::<4>(_mm256_and_si256(_mm256_srli_epi16::<6>(hb), m2)),
+            };
+            // Unsigned 6-bit values (before the -32) of the four 32-value groups.
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(l0, m4), high(0)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), high(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4), high(4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4), high(6)),
+            ];
+            for (k, qk) in q.iter().enumerate() {
+                let o = 128 * h + 32 * k;
+                let av = load256(&qa[o..]);
+                // sum (q - 32) * a = sum q*a - 32 * sum a, both as i16 pair sums (|.| < 2^15).
+                let p = _mm256_sub_epi16(_mm256_maddubs_epi16(*qk, av), _mm256_maddubs_epi16(k32, av));
+                let s = o / 16;
+                let scales = _mm256_set_m128i(
+                    _mm_set1_epi16(x.scales[s + 1] as i16),
+                    _mm_set1_epi16(x.scales[s] as i16),
+                );
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scales));
+            }
+        }
+        let isum = hsum_i32(acc);
+        sumf += (f16_le(x.d) * y.d()) * isum as f32;
+    }
+    sumf
+}
+
+const _: () = assert!(QK_K == 256);
