@@ -4,6 +4,9 @@
 //! first quantized to `vec_dot_type(T)` (Q8_0, Q8_1, Q8_K, F16 or F32), because that is what
 //! llama.cpp's CPU backend does and matching it is how we match its logits.
 
+// Index loops are kept where they mirror ggml's block layouts value by value.
+#![allow(clippy::needless_range_loop)]
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 pub mod blocks;
