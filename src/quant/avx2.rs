@@ -1,12 +1,13 @@
-//! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q8_0, Q4_K, Q6_K weights).
+//! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
+//! Q6_K weights).
 //!
 //! Each computes exactly the integers its portable kernel computes (per block for Q4_0/Q8_0,
 //! per super-block for the K-quants) and then runs the same f32 operations in the same order,
 //! so results are bit-identical to the scalar twins; tests hold them to that.
 //!
 //! The byte products use `maddubs` (unsigned × signed bytes, pairs summed into i16). That is
-//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q4_K
-//! 0..15), 63 (Q6_K) or 128 (Q8_0, via the sign trick), and activations are within ±127, which
+//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q5_0 |q-16| <= 16, Q4_K
+//! 0..15, Q4_1/Q5_1 0..31), 63 (Q6_K) or 128 (Q8_0, via the sign trick), and activations are within ±127, which
 //! every quantizer produces (Q8_0 and Q8_K never emit -128).
 //!
 //! Callers must have checked AVX2 (all functions are `unsafe` for that reason alone).
@@ -67,6 +68,64 @@ pub unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
         let xv = _mm256_sub_epi8(nibbles16(&x.qs), _mm256_set1_epi8(8));
         let sumi = hsum_i32(dot_i8(xv, load256(bytes(&y.qs))));
         sumf += sumi as f32 * f16_le(x.d) * f16_le(y.d);
+    }
+    sumf
+}
+
+/// Bit `j` of the little-endian `qh` as 16 in byte `j` (0 elsewhere): the fifth bits of Q5.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn fifth_bits(qh: [u8; 4]) -> __m256i {
+    let v = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    // Byte j takes byte j/8 of qh, then tests bit j%8.
+    let spread = _mm256_shuffle_epi8(
+        v,
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(16))
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let p = _mm256_maddubs_epi16(nibbles16(&x.qs), load256(bytes(&y.qs)));
+        let sumi = hsum_i32(_mm256_madd_epi16(p, ones));
+        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32 + f16_le(x.m) * f16_le(y.s);
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let q = _mm256_or_si256(nibbles16(&x.qs), fifth_bits(x.qh));
+        let xv = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        let sumi = hsum_i32(dot_i8(xv, load256(bytes(&y.qs))));
+        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32;
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
+    let ones = _mm256_set1_epi16(1);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let q = _mm256_or_si256(nibbles16(&x.qs), fifth_bits(x.qh));
+        let p = _mm256_maddubs_epi16(q, load256(bytes(&y.qs)));
+        let sumi = hsum_i32(_mm256_madd_epi16(p, ones));
+        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32 + f16_le(x.m) * f16_le(y.s);
     }
     sumf
 }
