@@ -1,12 +1,12 @@
-//! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
-//! Q6_K weights).
+//! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
+//! Q3_K, Q4_K, Q6_K weights).
 //!
 //! Each computes exactly the integers its portable kernel computes (per block for Q4_0/Q8_0,
 //! per super-block for the K-quants) and then runs the same f32 operations in the same order,
 //! so results are bit-identical to the scalar twins; tests hold them to that.
 //!
 //! The byte products use `maddubs` (unsigned × signed bytes, pairs summed into i16). That is
-//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q5_0 |q-16| <= 16, Q4_K
+//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q5_0 |q-16| <= 16, Q2_K 0..3, Q3_K |q| <= 4, Q4_K
 //! 0..15, Q4_1/Q5_1 0..31), 63 (Q6_K) or 128 (Q8_0, via the sign trick), and activations are within ±127, which
 //! every quantizer produces (Q8_0 and Q8_K never emit -128).
 //!
@@ -173,6 +173,83 @@ pub unsafe fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
     sumf
 }
 
+/// i16 pair sums of two 16-value sub-blocks times their scales, into 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scale_pairs(p: __m256i, s_lo: i16, s_hi: i16) -> __m256i {
+    _mm256_madd_epi16(p, _mm256_set_m128i(_mm_set1_epi16(s_hi), _mm_set1_epi16(s_lo)))
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
+    let m2 = _mm256_set1_epi8(3);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let summs: i32 = (0..16).map(|j| y.bsum(j) as i32 * (x.scales[j] >> 4) as i32).sum();
+        let qa = bytes(&y.qs);
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q = load256(&x.qs[32 * h..]);
+            for j in 0..4 {
+                let v = match j {
+                    0 => _mm256_and_si256(q, m2),
+                    1 => _mm256_and_si256(_mm256_srli_epi16::<2>(q), m2),
+                    2 => _mm256_and_si256(_mm256_srli_epi16::<4>(q), m2),
+                    _ => _mm256_and_si256(_mm256_srli_epi16::<6>(q), m2),
+                };
+                let o = 128 * h + 32 * j;
+                let p = _mm256_maddubs_epi16(v, load256(&qa[o..]));
+                let (s0, s1) = (x.scales[o / 16] & 0xf, x.scales[o / 16 + 1] & 0xf);
+                acc = _mm256_add_epi32(acc, scale_pairs(p, s0 as i16, s1 as i16));
+            }
+        }
+        let isum = hsum_i32(acc);
+        let dall = y.d() * f16_le(x.d);
+        let dmin = y.d() * f16_le(x.dmin);
+        sumf += dall * isum as f32 - dmin * summs as f32;
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q3_k_q8_k(w: &[BlockQ3_K], a: &[BlockQ8_K]) -> f32 {
+    let m2 = _mm256_set1_epi8(3);
+    let four = _mm256_set1_epi8(4);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let scales = super::kquants::q3k_scales(&x.scales);
+        let qa = bytes(&y.qs);
+        let hm = load256(&x.hmask);
+        let mut acc = _mm256_setzero_si256();
+        for h in 0..2 {
+            let q = load256(&x.qs[32 * h..]);
+            for j in 0..4 {
+                let low = match j {
+                    0 => _mm256_and_si256(q, m2),
+                    1 => _mm256_and_si256(_mm256_srli_epi16::<2>(q), m2),
+                    2 => _mm256_and_si256(_mm256_srli_epi16::<4>(q), m2),
+                    _ => _mm256_and_si256(_mm256_srli_epi16::<6>(q), m2),
+                };
+                let bit = _mm256_set1_epi8((1u8 << (4 * h + j)) as i8);
+                let has_bit = _mm256_cmpeq_epi8(_mm256_and_si256(hm, bit), bit);
+                // q - 4 where the high bit is clear: values in -4..=3.
+                let v = _mm256_sub_epi8(low, _mm256_andnot_si256(has_bit, four));
+                let o = 128 * h + 32 * j;
+                let av = load256(&qa[o..]);
+                let p = _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(av, v));
+                acc = _mm256_add_epi32(acc, scale_pairs(p, scales[o / 16] as i16, scales[o / 16 + 1] as i16));
+            }
+        }
+        let isum = hsum_i32(acc);
+        sumf += (f16_le(x.d) * y.d()) * isum as f32;
+    }
+    sumf
+}
+
 /// # Safety
 /// AVX2 must be available.
 #[target_feature(enable = "avx2")]
@@ -207,11 +284,7 @@ pub unsafe fn dot_q6_k_q8_k(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
                 // sum (q - 32) * a = sum q*a - 32 * sum a, both as i16 pair sums (|.| < 2^15).
                 let p = _mm256_sub_epi16(_mm256_maddubs_epi16(*qk, av), _mm256_maddubs_epi16(k32, av));
                 let s = o / 16;
-                let scales = _mm256_set_m128i(
-                    _mm_set1_epi16(x.scales[s + 1] as i16),
-                    _mm_set1_epi16(x.scales[s] as i16),
-                );
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, scales));
+                acc = _mm256_add_epi32(acc, scale_pairs(p, x.scales[s] as i16, x.scales[s + 1] as i16));
             }
         }
         let isum = hsum_i32(acc);

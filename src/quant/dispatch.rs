@@ -127,6 +127,8 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
                 Q5_0 => avx2::dot_q5_0_q8_0(as_blocks(ws), as_blocks(acts)),
                 Q5_1 => avx2::dot_q5_1_q8_1(as_blocks(ws), as_blocks(acts)),
                 Q8_0 => avx2::dot_q8_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q2_K => avx2::dot_q2_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q3_K => avx2::dot_q3_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 Q4_K => avx2::dot_q4_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 Q6_K => avx2::dot_q6_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 _ => vec_dot_avx2(ty, n, w, act),
