@@ -1,14 +1,16 @@
 //! Hand-written AVX2 kernels for the hottest dot products (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
-//! Q3_K, Q4_K, Q6_K weights).
+//! Q3_K, Q4_K, Q5_K, Q6_K weights): every weight type but the float ones, which are
+//! auto-vectorized (F16 uses F16C in `float.rs`).
 //!
-//! Each computes exactly the integers its portable kernel computes (per block for Q4_0/Q8_0,
-//! per super-block for the K-quants) and then runs the same f32 operations in the same order,
-//! so results are bit-identical to the scalar twins; tests hold them to that.
+//! Each computes exactly the integers its portable kernel computes (per block for the legacy
+//! formats, per super-block for the K-quants) and then runs the same f32 operations in the same
+//! order, so results are bit-identical to the scalar twins; tests hold them to that.
 //!
-//! The byte products use `maddubs` (unsigned × signed bytes, pairs summed into i16). That is
-//! exact here because no pair can exceed i16: weights are at most 15 (Q4_0 |q-8| <= 8, Q5_0 |q-16| <= 16, Q2_K 0..3, Q3_K |q| <= 4, Q4_K
-//! 0..15, Q4_1/Q5_1 0..31), 63 (Q6_K) or 128 (Q8_0, via the sign trick), and activations are within ±127, which
-//! every quantizer produces (Q8_0 and Q8_K never emit -128).
+//! The byte products use `maddubs` (unsigned x signed bytes, adjacent pairs summed into i16),
+//! exact as long as no pair exceeds the i16 range: weight magnitudes are at most 3 (Q2_K),
+//! 4 (Q3_K), 8 (Q4_0), 15 (Q4_1, Q4_K), 16 (Q5_0), 31 (Q5_1, Q5_K), 63 (Q6_K, whose -32 offset
+//! is subtracted separately) or 128 (Q8_0, via the sign trick), and activations are within
+//! +-127, which every quantizer here produces (Q8_0/Q8_1/Q8_K never emit -128).
 //!
 //! Callers must have checked AVX2 (all functions are `unsafe` for that reason alone).
 
@@ -162,6 +164,43 @@ pub unsafe fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
             let q = load256(&x.qs[32 * c..]);
             let lo = _mm256_and_si256(q, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4);
+            let plo = _mm256_maddubs_epi16(lo, load256(&qa[64 * c..]));
+            let phi = _mm256_maddubs_epi16(hi, load256(&qa[64 * c + 32..]));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+            acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        let isum = hsum_i32(acc);
+        sumf += (f16_le(x.d) * y.d()) * isum as f32 - (f16_le(x.dmin) * y.d()) * summs as f32;
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2 must be available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn dot_q5_k_q8_k(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let sixteen = _mm256_set1_epi8(16);
+    let mut sumf = 0f32;
+    for (x, y) in w.iter().zip(a) {
+        let mut sc = [0i16; 8];
+        let mut summs = 0i32;
+        for j in 0..8 {
+            let (s, m) = super::kquants::scale_min_k4(j, &x.scales);
+            sc[j] = s as i16;
+            summs += m as i32 * (y.bsum(2 * j) as i32 + y.bsum(2 * j + 1) as i32);
+        }
+        let qa = bytes(&y.qs);
+        let qh = load256(&x.qh);
+        let high = |bit: u8| {
+            let b = _mm256_set1_epi8(bit as i8);
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, b), b), sixteen)
+        };
+        let mut acc = _mm256_setzero_si256();
+        for c in 0..4 {
+            let q = load256(&x.qs[32 * c..]);
+            let lo = _mm256_or_si256(_mm256_and_si256(q, m4), high(1 << (2 * c)));
+            let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(q), m4), high(2 << (2 * c)));
             let plo = _mm256_maddubs_epi16(lo, load256(&qa[64 * c..]));
             let phi = _mm256_maddubs_epi16(hi, load256(&qa[64 * c + 32..]));
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));

@@ -130,6 +130,7 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
                 Q2_K => avx2::dot_q2_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 Q3_K => avx2::dot_q3_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 Q4_K => avx2::dot_q4_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q5_K => avx2::dot_q5_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 Q6_K => avx2::dot_q6_k_q8_k(as_blocks(ws), as_blocks(acts)),
                 _ => vec_dot_avx2(ty, n, w, act),
             }
