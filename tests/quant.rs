@@ -6,14 +6,17 @@
 //! Reference data: `tests/data/*.json`, written by `python3 tools/dequant_goldens.py`.
 
 mod common;
+#[path = "quant/ggml_oracle.rs"]
+mod ggml_oracle;
+#[path = "quant/kernels.rs"]
+mod kernels;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use pocketllm::gguf::Gguf;
 use pocketllm::quant::{
     check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable,
-    vec_dot_scalar,
-    vec_dot_type, GgmlType, QuantError,
+    vec_dot_scalar, vec_dot_type, GgmlType, QuantError,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -401,82 +404,6 @@ fn bad_lengths_are_typed_errors() {
     }
 }
 
-// ---------------------------------------------------------------- ggml itself as the oracle
-
-fn f32_bits(v: &Value) -> f32 {
-    f32::from_bits(v.as_u64().unwrap() as u32)
-}
-
-/// The same input rows as `quantize_ref.json` (tools/dequant_goldens.py::quantize_inputs).
-fn oracle_inputs() -> (Vec<f32>, usize) {
-    let r = data("quantize_ref.json");
-    (f32s(&hex(r["input_f32_hex"].as_str().unwrap())), r["n_per_row"].as_u64().unwrap() as usize)
-}
-
-fn ty_named(name: &str) -> GgmlType {
-    *ALL.iter().find(|t| t.name() == name).unwrap()
-}
-
-#[test]
-fn quantizers_match_ggml_library_byte_for_byte() {
-    let o = data("ggml_oracle.json");
-    let (x, n) = oracle_inputs();
-    for (name, want) in o["ref"].as_object().unwrap() {
-        let ty = ty_named(name);
-        let got: Vec<u8> = x.chunks(n).flat_map(|row| quantize(ty, row)).collect();
-        let want = hex(want.as_str().unwrap());
-        let diff = got.iter().zip(&want).position(|(a, b)| a != b);
-        assert!(got.len() == want.len() && diff.is_none(), "{name} (ref): first diff at byte {diff:?}");
-    }
-    // The CPU backend's activation quantizers ran on the rows in reverse order.
-    let acts: Vec<f32> = x.chunks(n).rev().flatten().copied().collect();
-    for (name, want) in o["cpu"].as_object().unwrap() {
-        let ty = ty_named(name);
-        let got: Vec<u8> = acts
-            .chunks(n)
-            .flat_map(|row| {
-                let mut q = vec![0u8; ty.row_bytes(n).unwrap()];
-                quantize_row_cpu(ty, row, &mut q).unwrap();
-                q
-            })
-            .collect();
-        let want = hex(want.as_str().unwrap());
-        let diff = got.iter().zip(&want).position(|(a, b)| a != b);
-        assert!(got.len() == want.len() && diff.is_none(), "{name} (cpu): first diff at byte {diff:?}");
-    }
-}
-
-/// `vec_dot` against the `ggml_vec_dot_*` llama.cpp's CPU backend runs (SIMD, its own summation
-/// order and FMAs), on the same quantized bytes: within [`DOT_REL`] of `sum |w_i a_i|`.
-#[test]
-fn vec_dot_tracks_ggml_library() {
-    let o = data("ggml_oracle.json");
-    let (x, n) = oracle_inputs();
-    let acts: Vec<&[f32]> = x.chunks(n).rev().collect();
-    let mut bit_equal = 0;
-    let mut total = 0;
-    for (name, want) in o["dot"].as_object().unwrap() {
-        let ty = ty_named(name);
-        let at = vec_dot_type(ty);
-        for (r, (row, want)) in x.chunks(n).zip(want.as_array().unwrap()).enumerate() {
-            let w = quantize(ty, row);
-            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
-            quantize_row_cpu(at, acts[r], &mut a).unwrap();
-            let got = vec_dot(ty, n, &w, &a);
-            let want = f32_bits(want);
-            total += 1;
-            if got.to_bits() == want.to_bits() {
-                bit_equal += 1;
-                continue;
-            }
-            let (wd, ad) = (dequantize(ty, &w, n), dequantize(at, &a, n));
-            let tol = dot_tolerance(ty, &wd, &ad);
-            assert!(((got - want) as f64).abs() <= tol, "{name} row {r}: ours {got} ggml {want} (tol {tol:e})");
-        }
-    }
-    eprintln!("{bit_equal}/{total} dots bit-identical to ggml's SIMD kernels, the rest within tolerance");
-}
-
 #[test]
 fn f16_conversion_matches_half_for_all_65536_values() {
     for b in 0..=u16::MAX {
@@ -484,78 +411,5 @@ fn f16_conversion_matches_half_for_all_65536_values() {
         let want = half::f16::from_bits(b).to_f32();
         assert!(ours.to_bits() == want.to_bits() || (ours.is_nan() && want.is_nan()), "{b:#06x}: {ours} vs {want}");
         assert_eq!(ours.to_bits(), pocketllm::quant::blocks::f16_to_f32(b).to_bits());
-    }
-}
-
-/// Arbitrary block bytes (every bit pattern of quants and packed scales, not just what the
-/// quantizers emit) through the fast kernels (AVX2 where the CPU has it), the portable build and
-/// the scalar twins: bit-identical. Scales are set to finite halves; activation quants stay in
-/// ±127 (what every quantizer emits) and Q8_K block sums are made consistent.
-#[test]
-fn fast_kernels_equal_scalar_twins_on_arbitrary_blocks() {
-    let mut rng = Rng(2024);
-    let finite_half = |rng: &mut Rng| half::f16::from_f32(rng.normal() * 0.1).to_bits().to_le_bytes();
-    for ty in ALL {
-        let at = vec_dot_type(ty);
-        for _ in 0..50 {
-            let n = 512;
-            let mut w: Vec<u8> = (0..ty.row_bytes(n).unwrap()).map(|_| rng.next_u64() as u8).collect();
-            let mut a: Vec<u8> = (0..at.row_bytes(n).unwrap()).map(|_| rng.next_u64() as u8).collect();
-            // Put finite scales where each format keeps its halves (or f32 for Q8_K).
-            let halves: &[usize] = match ty {
-                F16 => &[],
-                Q4_0 | Q5_0 | Q8_0 => &[0],
-                Q4_1 | Q5_1 | Q8_1 => &[0, 2],
-                Q2_K => &[80, 82],
-                Q3_K => &[108],
-                Q4_K | Q5_K => &[0, 2],
-                Q6_K => &[208],
-                _ => &[],
-            };
-            match ty {
-                F32 | BF16 => w = quantize(ty, &rng.row(n)),
-                F16 => w = quantize(F16, &rng.row(n)),
-                Q8_K => w = quantize(Q8_K, &rng.row(n)),
-                _ => {
-                    for b in w.chunks_exact_mut(ty.type_size()) {
-                        for &o in halves {
-                            b[o..o + 2].copy_from_slice(&finite_half(&mut rng));
-                        }
-                    }
-                }
-            }
-            match at {
-                Q8_0 | Q8_1 => {
-                    for b in a.chunks_exact_mut(at.type_size()) {
-                        b[0..2].copy_from_slice(&finite_half(&mut rng));
-                        b[2..4].copy_from_slice(&finite_half(&mut rng));
-                        for q in &mut b[at.type_size() - 32..] {
-                            if *q == 0x80 {
-                                *q = 0x81;
-                            }
-                        }
-                    }
-                }
-                Q8_K => {
-                    for b in a.chunks_exact_mut(at.type_size()) {
-                        b[0..4].copy_from_slice(&(rng.normal() * 0.01).to_le_bytes());
-                        for q in &mut b[4..260] {
-                            if *q == 0x80 {
-                                *q = 0x81;
-                            }
-                        }
-                        for j in 0..16 {
-                            let s: i32 = b[4 + 16 * j..20 + 16 * j].iter().map(|&q| q as i8 as i32).sum();
-                            b[260 + 2 * j..262 + 2 * j].copy_from_slice(&(s as i16).to_le_bytes());
-                        }
-                    }
-                }
-                _ => a = quantize(at, &rng.row(n)),
-            }
-            let slow = vec_dot_scalar(ty, n, &w, &a);
-            assert!(slow.is_finite(), "{ty}");
-            assert_eq!(vec_dot(ty, n, &w, &a).to_bits(), slow.to_bits(), "{ty}");
-            assert_eq!(vec_dot_portable(ty, n, &w, &a).to_bits(), slow.to_bits(), "{ty}");
-        }
     }
 }
