@@ -12,12 +12,27 @@
 //! is subtracted separately) or 128 (Q8_0, via the sign trick), and activations are within
 //! +-127, which every quantizer here produces (Q8_0/Q8_1/Q8_K never emit -128).
 //!
-//! Callers must have checked AVX2 (all functions are `unsafe` for that reason alone).
+//! Callers must have checked AVX2 and F16C (all functions are `unsafe` for that reason alone).
 
 use std::arch::x86_64::*;
 
 use super::blocks::*;
 use super::types::QK_K;
+
+/// An f16 scale through F16C (same result as `blocks::f16_to_f32`, in two instructions).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn h2f(b: [u8; 2]) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes(b) as i32)))
+}
+
+/// Two f16 scales in one conversion.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn h2f2(a: [u8; 2], b: [u8; 2]) -> (f32, f32) {
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from_le_bytes([a[0], a[1], b[0], b[1]])));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
 
 #[inline]
 #[target_feature(enable = "avx2")]
@@ -63,13 +78,14 @@ fn nibbles16(qs: &[u8; 16]) -> __m256i {
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
         let xv = _mm256_sub_epi8(nibbles16(&x.qs), _mm256_set1_epi8(8));
         let sumi = hsum_i32(dot_i8(xv, load256(bytes(&y.qs))));
-        sumf += sumi as f32 * f16_le(x.d) * f16_le(y.d);
+        let (dx, dy) = h2f2(x.d, y.d);
+        sumf += sumi as f32 * dx * dy;
     }
     sumf
 }
@@ -91,35 +107,36 @@ fn fifth_bits(qh: [u8; 4]) -> __m256i {
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     let ones = _mm256_set1_epi16(1);
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
         let p = _mm256_maddubs_epi16(nibbles16(&x.qs), load256(bytes(&y.qs)));
         let sumi = hsum_i32(_mm256_madd_epi16(p, ones));
-        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32 + f16_le(x.m) * f16_le(y.s);
+        sumf += (h2f(x.d) * h2f(y.d)) * sumi as f32 + h2f(x.m) * h2f(y.s);
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
         let q = _mm256_or_si256(nibbles16(&x.qs), fifth_bits(x.qh));
         let xv = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         let sumi = hsum_i32(dot_i8(xv, load256(bytes(&y.qs))));
-        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32;
+        let (dx, dy) = h2f2(x.d, y.d);
+        sumf += (dx * dy) * sumi as f32;
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     let ones = _mm256_set1_epi16(1);
     let mut sumf = 0f32;
@@ -127,26 +144,27 @@ pub unsafe fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
         let q = _mm256_or_si256(nibbles16(&x.qs), fifth_bits(x.qh));
         let p = _mm256_maddubs_epi16(q, load256(bytes(&y.qs)));
         let sumi = hsum_i32(_mm256_madd_epi16(p, ones));
-        sumf += (f16_le(x.d) * f16_le(y.d)) * sumi as f32 + f16_le(x.m) * f16_le(y.s);
+        sumf += (h2f(x.d) * h2f(y.d)) * sumi as f32 + h2f(x.m) * h2f(y.s);
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
         let sumi = hsum_i32(dot_i8(load256(bytes(&x.qs)), load256(bytes(&y.qs))));
-        sumf += sumi as f32 * (f16_le(x.d) * f16_le(y.d));
+        let (dx, dy) = h2f2(x.d, y.d);
+        sumf += sumi as f32 * (dx * dy);
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut sumf = 0f32;
@@ -170,14 +188,14 @@ pub unsafe fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
         }
         let isum = hsum_i32(acc);
-        sumf += (f16_le(x.d) * y.d()) * isum as f32 - (f16_le(x.dmin) * y.d()) * summs as f32;
+        sumf += (h2f(x.d) * y.d()) * isum as f32 - (h2f(x.dmin) * y.d()) * summs as f32;
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q5_k_q8_k(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let sixteen = _mm256_set1_epi8(16);
@@ -207,7 +225,7 @@ pub unsafe fn dot_q5_k_q8_k(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
             acc = _mm256_add_epi32(acc, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
         }
         let isum = hsum_i32(acc);
-        sumf += (f16_le(x.d) * y.d()) * isum as f32 - (f16_le(x.dmin) * y.d()) * summs as f32;
+        sumf += (h2f(x.d) * y.d()) * isum as f32 - (h2f(x.dmin) * y.d()) * summs as f32;
     }
     sumf
 }
@@ -221,7 +239,7 @@ fn scale_pairs(p: __m256i, s_lo: i16, s_hi: i16) -> __m256i {
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
     let m2 = _mm256_set1_epi8(3);
     let mut sumf = 0f32;
@@ -245,8 +263,8 @@ pub unsafe fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
             }
         }
         let isum = hsum_i32(acc);
-        let dall = y.d() * f16_le(x.d);
-        let dmin = y.d() * f16_le(x.dmin);
+        let dall = y.d() * h2f(x.d);
+        let dmin = y.d() * h2f(x.dmin);
         sumf += dall * isum as f32 - dmin * summs as f32;
     }
     sumf
@@ -254,7 +272,7 @@ pub unsafe fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q3_k_q8_k(w: &[BlockQ3_K], a: &[BlockQ8_K]) -> f32 {
     let m2 = _mm256_set1_epi8(3);
     let four = _mm256_set1_epi8(4);
@@ -284,14 +302,14 @@ pub unsafe fn dot_q3_k_q8_k(w: &[BlockQ3_K], a: &[BlockQ8_K]) -> f32 {
             }
         }
         let isum = hsum_i32(acc);
-        sumf += (f16_le(x.d) * y.d()) * isum as f32;
+        sumf += (h2f(x.d) * y.d()) * isum as f32;
     }
     sumf
 }
 
 /// # Safety
 /// AVX2 must be available.
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,f16c")]
 pub unsafe fn dot_q6_k_q8_k(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let m2 = _mm256_set1_epi8(0x03);
@@ -327,7 +345,7 @@ pub unsafe fn dot_q6_k_q8_k(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
             }
         }
         let isum = hsum_i32(acc);
-        sumf += (f16_le(x.d) * y.d()) * isum as f32;
+        sumf += (h2f(x.d) * y.d()) * isum as f32;
     }
     sumf
 }
