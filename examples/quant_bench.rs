@@ -17,6 +17,17 @@ fn main() {
     let x: Vec<f32> = (0..n * rows).map(|_| rnd()).collect();
     let act: Vec<f32> = (0..n).map(|_| rnd()).collect();
     use GgmlType::*;
+    for ty in [F16, BF16, Q4_0, Q8_0, Q4_K, Q6_K] {
+        let mut q = vec![0u8; ty.row_bytes(n * rows).unwrap()];
+        quantize_row(ty, &x, &mut q).unwrap();
+        let mut y = vec![0f32; n * rows];
+        let t = Instant::now();
+        for _ in 0..5 {
+            pocketllm::quant::dequantize_row(ty, &q, &mut y).unwrap();
+        }
+        let dt = t.elapsed().as_secs_f64() / 5.0;
+        println!("{ty:>5} dequantize {:6.2} Gvalues/s", (n * rows) as f64 / dt / 1e9);
+    }
     for ty in [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K] {
         let rb = ty.row_bytes(n).unwrap();
         let mut w = vec![0u8; rb * rows];
