@@ -71,6 +71,9 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
 /// `quantize_row_q8_0/q8_1` (multiplier `127/amax`, round half to even), which can differ from
 /// [`quantize_row`]'s reference rounding in the last step of a few values; every other type
 /// (Q8_K included, which ggml-cpu quantizes with the reference code) is [`quantize_row`].
+/// llama.cpp's weight repacking (Q4_0 -> q4_0_8x8, Q4_K -> q4_K_8x8 on AVX2) quantizes batched
+/// activations 4 rows at a time with `ggml_quantize_mat_q8_{0,K}_4x8`; those round the same way
+/// (Q8_0 as here, Q8_K as the reference except when +amax and -amax both occur in a block).
 pub fn quantize_row_cpu(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     check(ty, src.len(), dst.len())?;
     match ty {
