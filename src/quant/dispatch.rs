@@ -1,6 +1,8 @@
 //! The public entry points: one `match` per operation from `GgmlType` to the format's kernel.
 
 use super::blocks::{as_blocks, as_blocks_mut};
+#[cfg(target_arch = "x86_64")]
+use super::avx2;
 use super::{float, kquants, kquants_dot as kd, kquants_ref, legacy, legacy_dot as ld};
 use super::{GgmlType, QuantError};
 use GgmlType::*;
@@ -69,6 +71,9 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), Qua
 /// `quantize_row_q8_0/q8_1` (multiplier `127/amax`, round half to even), which can differ from
 /// [`quantize_row`]'s reference rounding in the last step of a few values; every other type
 /// (Q8_K included, which ggml-cpu quantizes with the reference code) is [`quantize_row`].
+/// llama.cpp's weight repacking (Q4_0 -> q4_0_8x8, Q4_K -> q4_K_8x8 on AVX2) quantizes batched
+/// activations 4 rows at a time with `ggml_quantize_mat_q8_{0,K}_4x8`; those round the same way
+/// (Q8_0 as here, Q8_K as the reference except when +amax and -amax both occur in a block).
 pub fn quantize_row_cpu(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
     check(ty, src.len(), dst.len())?;
     match ty {
@@ -103,9 +108,55 @@ pub fn check_vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> Result<(),
 /// Dot product of `n` values: `w` is one weight row in `ty`, `act` the activation row already
 /// quantized to `vec_dot_type(ty)`. Same math as ggml's `ggml_vec_dot_*` (integer sums per
 /// block, then scaled). Lengths are only debug-asserted; a short slice panics.
+///
+/// On x86-64 CPUs with AVX2 (checked once, cached by std) this runs the same kernels compiled
+/// with AVX2/FMA/F16C enabled; Rust never fuses a multiply and an add on its own, so both builds
+/// give bit-identical results ([`vec_dot_portable`] is the baseline build).
 #[inline]
 pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     debug_assert_eq!(check_vec_dot(ty, n, w, act), Ok(()));
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: the features these functions are compiled for were just detected.
+        return unsafe {
+            let (ws, acts) = slices(ty, n, w, act);
+            match ty {
+                F16 => float::vec_dot_f16_f16c(n, w, act),
+                Q4_0 => avx2::dot_q4_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q4_1 => avx2::dot_q4_1_q8_1(as_blocks(ws), as_blocks(acts)),
+                Q5_0 => avx2::dot_q5_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q5_1 => avx2::dot_q5_1_q8_1(as_blocks(ws), as_blocks(acts)),
+                Q8_0 => avx2::dot_q8_0_q8_0(as_blocks(ws), as_blocks(acts)),
+                Q2_K => avx2::dot_q2_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q3_K => avx2::dot_q3_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q4_K => avx2::dot_q4_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q5_K => avx2::dot_q5_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                Q6_K => avx2::dot_q6_k_q8_k(as_blocks(ws), as_blocks(acts)),
+                _ => vec_dot_avx2(ty, n, w, act),
+            }
+        };
+    }
+    vec_dot_kernels(ty, n, w, act)
+}
+
+/// [`vec_dot`] compiled for the baseline target only (SSE2 on x86-64, simd128 on wasm when
+/// enabled), for tests and benchmarks.
+pub fn vec_dot_portable(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
+    vec_dot_kernels(ty, n, w, act)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn vec_dot_avx2(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
+    vec_dot_kernels(ty, n, w, act)
+}
+
+/// The fast kernels, inlined into each build of [`vec_dot`].
+#[inline(always)]
+fn vec_dot_kernels(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
     let (w, act) = slices(ty, n, w, act);
     match ty {
         F32 => float::vec_dot_f32(n, w, act),

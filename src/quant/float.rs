@@ -6,6 +6,8 @@
 
 use half::{bf16, f16};
 
+use super::blocks::f16_to_f32;
+
 /// ggml's fp32 -> bf16: NaN keeps its sign and top mantissa bits and is made quiet; everything
 /// else rounds to nearest even (overflow goes to infinity).
 #[inline(always)]
@@ -36,7 +38,7 @@ pub fn quantize_f32(src: &[f32], dst: &mut [u8]) {
 
 pub fn dequantize_f16(src: &[u8], dst: &mut [f32]) {
     for (d, s) in dst.iter_mut().zip(src.chunks_exact(2)) {
-        *d = f16::from_bits(u16::from_le_bytes([s[0], s[1]])).to_f32();
+        *d = f16_to_f32(u16::from_le_bytes([s[0], s[1]]));
     }
 }
 
@@ -76,7 +78,7 @@ fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
 
 #[inline(always)]
 fn h(b: &[u8], i: usize) -> f32 {
-    f16::from_bits(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])).to_f32()
+    f16_to_f32(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))
 }
 
 #[inline(always)]
@@ -89,28 +91,48 @@ fn f(b: &[u8], i: usize) -> f32 {
     f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
 }
 
-/// F16 weights · F16 activations. The products of two halves are exact in f32.
-pub fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (w, a) = (&w[..2 * n], &a[..2 * n]);
-    // Convert 32 at a time into fixed arrays so the hot loop is branch- and check-free.
-    let mut acc = [0f32; LANES];
+/// Reads element `c` (B little-endian bytes) as f32.
+#[inline(always)]
+fn rd_f16(c: &[u8]) -> f32 {
+    f16_to_f32(u16::from_le_bytes([c[0], c[1]]))
+}
+
+#[inline(always)]
+fn rd_bf16(c: &[u8]) -> f32 {
+    bf16_bits_to_f32(u16::from_le_bytes([c[0], c[1]]))
+}
+
+#[inline(always)]
+fn rd_f32(c: &[u8]) -> f32 {
+    f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+}
+
+/// The fast float dot: 32 values at a time converted into fixed arrays, multiplied and added
+/// into 32 f32 lanes (vector registers), then [`finish`].
+#[inline(always)]
+fn lanes_dot(n: usize, size: usize, w: &[u8], a: &[u8], rd: impl Fn(&[u8]) -> f32) -> f32 {
+    let (w, a) = (&w[..size * n], &a[..size * n]);
     let np = n - n % LANES;
-    for (wc, ac) in w[..2 * np].chunks_exact(2 * LANES).zip(a[..2 * np].chunks_exact(2 * LANES)) {
+    let mut acc = [0f32; LANES];
+    let (wc, wt) = w.split_at(size * np);
+    let (ac, at) = a.split_at(size * np);
+    for (wb, ab) in wc.chunks_exact(size * LANES).zip(ac.chunks_exact(size * LANES)) {
         let mut x = [0f32; LANES];
         let mut y = [0f32; LANES];
-        for l in 0..LANES {
-            x[l] = h(wc, l);
-            y[l] = h(ac, l);
+        for (v, c) in x.iter_mut().zip(wb.chunks_exact(size)) {
+            *v = rd(c);
+        }
+        for (v, c) in y.iter_mut().zip(ab.chunks_exact(size)) {
+            *v = rd(c);
         }
         for l in 0..LANES {
             acc[l] += x[l] * y[l];
         }
     }
-    let tail_w = &w[2 * np..];
-    let tail_a = &a[2 * np..];
-    finish(acc, n - np, |j| h(tail_w, j) * h(tail_a, j))
+    finish(acc, n - np, |j| rd(&wt[size * j..]) * rd(&at[size * j..]))
 }
 
+#[inline(always)]
 fn finish(acc: [f32; LANES], tail: usize, f: impl Fn(usize) -> f32) -> f32 {
     let mut v = [0f32; 8];
     for l in 0..8 {
@@ -124,53 +146,59 @@ fn finish(acc: [f32; LANES], tail: usize, f: impl Fn(usize) -> f32) -> f32 {
     sum as f32
 }
 
-/// Plain twin of [`vec_dot_f16`] (same lane order, element by element).
+/// F16 weights · F16 activations. The product of two halves is exact in f32, so this matches
+/// an FMA-based kernel with the same lanes.
+#[inline(always)]
+pub fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(n, 2, w, a, rd_f16)
+}
+
+/// [`vec_dot_f16`] with F16C conversions (8 halves per instruction): the same 32 lanes, products
+/// and additions, so bit-identical to it.
+///
+/// # Safety
+/// The CPU must support AVX, F16C (callers check with `is_x86_feature_detected!`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,f16c")]
+pub unsafe fn vec_dot_f16_f16c(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    use std::arch::x86_64::*;
+    let (w, a) = (&w[..2 * n], &a[..2 * n]);
+    let np = n - n % LANES;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (wb, ab) in w[..2 * np].chunks_exact(2 * LANES).zip(a[..2 * np].chunks_exact(2 * LANES)) {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: each chunk holds 64 bytes; loads are unaligned.
+            let x = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(wb.as_ptr().add(16 * k) as *const __m128i) });
+            let y = _mm256_cvtph_ps(unsafe { _mm_loadu_si128(ab.as_ptr().add(16 * k) as *const __m128i) });
+            *acc = _mm256_add_ps(*acc, _mm256_mul_ps(x, y));
+        }
+    }
+    let mut lanes = [0f32; LANES];
+    for (k, v) in acc.iter().enumerate() {
+        // SAFETY: 8 floats into lanes[8k..8k+8].
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr().add(8 * k), *v) };
+    }
+    let (wt, at) = (&w[2 * np..], &a[2 * np..]);
+    finish(lanes, n - np, |j| rd_f16(&wt[2 * j..]) * rd_f16(&at[2 * j..]))
+}
+
+#[inline(always)]
+pub fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(n, 2, w, a, rd_bf16)
+}
+
+#[inline(always)]
+pub fn vec_dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    lanes_dot(n, 4, w, a, rd_f32)
+}
+
+/// Plain twins: element by element into the same lanes (lane = i % 32).
 pub fn vec_dot_f16_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
     lane_sum(n, |i| h(w, i) * h(a, i))
 }
 
-pub fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (w, a) = (&w[..2 * n], &a[..2 * n]);
-    let mut acc = [0f32; LANES];
-    let np = n - n % LANES;
-    for (wc, ac) in w[..2 * np].chunks_exact(2 * LANES).zip(a[..2 * np].chunks_exact(2 * LANES)) {
-        let mut x = [0f32; LANES];
-        let mut y = [0f32; LANES];
-        for l in 0..LANES {
-            x[l] = bh(wc, l);
-            y[l] = bh(ac, l);
-        }
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail_w = &w[2 * np..];
-    let tail_a = &a[2 * np..];
-    finish(acc, n - np, |j| bh(tail_w, j) * bh(tail_a, j))
-}
-
 pub fn vec_dot_bf16_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {
     lane_sum(n, |i| bh(w, i) * bh(a, i))
-}
-
-pub fn vec_dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let (w, a) = (&w[..4 * n], &a[..4 * n]);
-    let mut acc = [0f32; LANES];
-    let np = n - n % LANES;
-    for (wc, ac) in w[..4 * np].chunks_exact(4 * LANES).zip(a[..4 * np].chunks_exact(4 * LANES)) {
-        let mut x = [0f32; LANES];
-        let mut y = [0f32; LANES];
-        for l in 0..LANES {
-            x[l] = f(wc, l);
-            y[l] = f(ac, l);
-        }
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail_w = &w[4 * np..];
-    let tail_a = &a[4 * np..];
-    finish(acc, n - np, |j| f(tail_w, j) * f(tail_a, j))
 }
 
 pub fn vec_dot_f32_scalar(n: usize, w: &[u8], a: &[u8]) -> f32 {

@@ -38,6 +38,7 @@ fn min_sum(y: &BlockQ8_K, min_of: impl Fn(usize) -> i32) -> i32 {
     (0..16).map(|j| y.bsum(j) as i32 * min_of(j)).sum()
 }
 
+#[inline(always)]
 pub fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -61,6 +62,7 @@ pub fn dot_q2_k_q8_k(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q3_k_q8_k(w: &[BlockQ3_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -96,6 +98,7 @@ fn scales_mins(s: &[u8; K_SCALE_SIZE]) -> ([i32; 8], [i32; 8]) {
     (sc, mn)
 }
 
+#[inline(always)]
 pub fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -118,6 +121,7 @@ pub fn dot_q4_k_q8_k(w: &[BlockQ4_K], a: &[BlockQ8_K]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q5_k_q8_k(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -141,6 +145,7 @@ pub fn dot_q5_k_q8_k(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q6_k_q8_k(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -227,6 +232,7 @@ pub fn dot_q6_k_q8_k_scalar(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
 }
 
 /// Q8_K · Q8_K (not a ggml pairing; Q8_K is only an activation type there).
+#[inline(always)]
 pub fn dot_q8_k_q8_k(w: &[BlockQ8_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {

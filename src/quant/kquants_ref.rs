@@ -303,6 +303,7 @@ pub fn quantize_q3_k(src: &[f32], dst: &mut [BlockQ3_K]) {
 
 /// The shared part of Q4_K and Q5_K: per 32-value sub-block scales and mins from
 /// `make_qkx2_quants`, packed to 6 bits, then the levels recomputed from the packed scales.
+#[allow(clippy::too_many_arguments)]
 fn quantize_k_sub32(x: &[f32], nmax: i32, rmin: f32, nstep: i32, d_out: &mut [u8; 2],
                     dmin_out: &mut [u8; 2], packed: &mut [u8; K_SCALE_SIZE], l: &mut [u8; QK_K]) {
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);

@@ -41,6 +41,7 @@ fn five_bits(qs: &[u8; 16], qh: [u8; 4], offset: i8) -> [i8; 32] {
     v
 }
 
+#[inline(always)]
 pub fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -50,6 +51,7 @@ pub fn dot_q4_0_q8_0(w: &[BlockQ4_0], a: &[BlockQ8_0]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -59,6 +61,7 @@ pub fn dot_q4_1_q8_1(w: &[BlockQ4_1], a: &[BlockQ8_1]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -68,6 +71,7 @@ pub fn dot_q5_0_q8_0(w: &[BlockQ5_0], a: &[BlockQ8_0]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -77,6 +81,7 @@ pub fn dot_q5_1_q8_1(w: &[BlockQ5_1], a: &[BlockQ8_1]) -> f32 {
     sumf
 }
 
+#[inline(always)]
 pub fn dot_q8_0_q8_0(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
@@ -143,6 +148,7 @@ pub fn dot_q8_0_q8_0_scalar(w: &[BlockQ8_0], a: &[BlockQ8_0]) -> f32 {
 }
 
 /// Q8_1 · Q8_1 (not a ggml pairing; Q8_1 is only an activation type there): `d_x*d_y*sum`.
+#[inline(always)]
 pub fn dot_q8_1_q8_1(w: &[BlockQ8_1], a: &[BlockQ8_1]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
