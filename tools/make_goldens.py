@@ -17,9 +17,11 @@ type_k=type_v=F32, flash_attn=False)`, explicit token ids, no BOS added. Each se
 from an empty KV cache as ONE batch (positions 0..n-1); then GREEDY_STEPS greedy steps, one token
 at a time (argmax, ties -> lowest id, as numpy's argmax).
 
-Per model `X.gguf` (X = `{arch}-{TYPE}`), in the output folder:
+Per model `X.gguf` (X = `{variant}-{TYPE}`, the variant being `SynthArch::name()`), in the output
+folder:
 
-- `X.json`: arch, type, seed, model sha256/bytes, per-tensor types, reference (versions, CPU
+- `X.json`: architecture (the file's `general.architecture`), `variant` when it differs (`llama3`
+  is a `llama` file), type, seed, model sha256/bytes, per-tensor types, reference (versions, CPU
   features, settings), the sequences with their greedy continuations and logit margins;
 - `X.logits.f32.bin`: float32 LE, row-major [rows, n_vocab]: every position of sequence 0, then of
   sequence 1 (row j of a sequence = logits after feeding its tokens 0..j);
@@ -27,6 +29,10 @@ Per model `X.gguf` (X = `{arch}-{TYPE}`), in the output folder:
   dequantized to F32 by the `gguf` package (bit-identical to ggml's own dequantization) and the
   resulting F32 model is run: what an engine that dequantizes and computes in f32 should match
   closely (llama.cpp itself quantizes activations on the CPU; see the fixtures README).
+
+`summary.json` is updated, not replaced: models of an earlier run that are not in DIR keep their
+entries, so a folder holding only some models (`synth-models DIR --arch llama3`) adds or
+refreshes their goldens and leaves every other file as it was.
 """
 
 import argparse
@@ -142,7 +148,8 @@ def main():
     summary, refused = [], []
     for path in sorted(glob.glob(os.path.join(args.models, "*.gguf"))):
         stem = os.path.basename(path)[: -len(".gguf")]
-        arch, ty = stem.split("-", 1)
+        variant, ty = stem.split("-", 1)
+        arch = gguf.GGUFReader(path).fields["general.architecture"].contents()
         try:
             logits, seqs, n_vocab = run(path)
         except Exception as e:  # llama.cpp refusing a type is a finding, not a crash
@@ -151,7 +158,10 @@ def main():
             continue
         logits_file = f"{stem}.logits.f32.bin"
         logits.astype("<f4").tofile(os.path.join(args.out, logits_file))
-        golden = dict(model_file=os.path.basename(path), architecture=arch, type=ty, seed=args.seed,
+        golden = dict(model_file=os.path.basename(path), architecture=arch)
+        if variant != arch:
+            golden["variant"] = variant
+        golden.update(type=ty, seed=args.seed,
                       generator=GENERATOR, model_sha256=sha256(path), model_bytes=os.path.getsize(path),
                       tensor_types=tensor_list(gguf.GGUFReader(path)), reference=ref, sequences=seqs,
                       logits=dict(file=logits_file, rows=int(logits.shape[0]), n_vocab=n_vocab,
@@ -178,10 +188,24 @@ def main():
             line["native_vs_dequant_max"] = golden["dequantized_f32_reference"]["max_abs_diff_to_native"]
         summary.append(line)
         print(json.dumps(line))
+    summary, refused = merge_summary(os.path.join(args.out, "summary.json"), summary, refused)
     with open(os.path.join(args.out, "summary.json"), "w") as f:
         json.dump(dict(reference=ref, sequences=SEQUENCES, greedy_steps=GREEDY_STEPS, models=summary,
                        refused_by_llama_cpp=refused), f, indent=1)
         f.write("\n")
+
+
+def merge_summary(path, models, refused):
+    """This run's entries, plus an earlier summary's entries for models this run did not touch."""
+    if not os.path.exists(path):
+        return models, refused
+    with open(path) as f:
+        old = json.load(f)
+    touched = {m["model"] for m in models} | {m["model"] for m in refused}
+    keep = lambda entries: [m for m in entries if m["model"] not in touched]
+    by_name = lambda m: m["model"]
+    return (sorted(keep(old.get("models", [])) + models, key=by_name),
+            sorted(keep(old.get("refused_by_llama_cpp", [])) + refused, key=by_name))
 
 
 if __name__ == "__main__":

@@ -1,63 +1,113 @@
-//! Writes every synthetic test model (`pocketllm::synth`) into a folder, as `{arch}-{TYPE}.gguf`.
+//! Writes synthetic test models (`pocketllm::synth`) into a folder, as `{arch}-{TYPE}.gguf`.
 //!
-//! usage: synth-models DIR [--seed N]
+//! usage: synth-models DIR [--seed N] [--arch A,B] [--types T,U] [--shape smollm2-135m]
 //!
-//! Types that `quant::quantize_row` cannot write yet are reported and skipped. The goldens in
-//! `tests/goldens/synth/` are made from these files by `tools/make_goldens.py`.
+//! By default every golden variant (`llama`, `qwen2`, `qwen3`, `llama3`) in every storage type;
+//! `--arch` and `--types` narrow that down (names as in the file names). Types that cannot be
+//! written are reported and skipped. The goldens in `tests/goldens/synth/` are made from these
+//! files by `tools/make_goldens.py`.
+//!
+//! `--shape smollm2-135m` writes benchmark-sized models instead: SmolLM2-135M's shape with random
+//! weights, as `smollm2-135m-{TYPE}.gguf` (default types Q8_0, Q4_0, F16; K-quants cannot store
+//! its 576-wide rows).
 
-use pocketllm::synth::{try_synth_model, SynthArch, GOLDEN_SEED, SYNTH_TYPES};
-use std::path::PathBuf;
+use pocketllm::quant::GgmlType;
+use pocketllm::synth::{synth_model_with, SynthArch, SynthConfig, GOLDEN_SEED, SYNTH_TYPES};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: synth-models DIR [--seed N] [--arch llama,qwen2,qwen3,llama3] [--types F32,Q8_0,...] [--shape smollm2-135m]";
+
+struct Job {
+    stem: String,
+    arch: SynthArch,
+    config: SynthConfig,
+    ty: GgmlType,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(std::env::args().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<(), String> {
     let mut dir = None;
     let mut seed = GOLDEN_SEED;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--seed" => {
-                let Some(s) = args.get(i + 1).and_then(|s| s.parse().ok()) else {
-                    eprintln!("--seed needs an unsigned integer");
-                    return ExitCode::FAILURE;
-                };
-                seed = s;
-                i += 1;
-            }
+    let (mut archs, mut types, mut shape) = (None, None, None);
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = |what: &str| it.next().ok_or(format!("{arg} needs {what}; {USAGE}"));
+        match arg.as_str() {
+            "--seed" => seed = value("an unsigned integer")?.parse().map_err(|_| "--seed needs an unsigned integer".to_string())?,
+            "--arch" => archs = Some(list(&value("architecture names")?, SynthArch::from_name)?),
+            "--types" => types = Some(list(&value("type names")?, |s| GgmlType::ALL.into_iter().find(|t| t.name() == s))?),
+            "--shape" => match value("a shape name")?.as_str() {
+                "smollm2-135m" => shape = Some(("smollm2-135m", SynthConfig::smollm2_135m())),
+                other => return Err(format!("unknown shape {other:?} (known: smollm2-135m)")),
+            },
             "-h" | "--help" => {
-                println!("usage: synth-models DIR [--seed N]   (default seed {GOLDEN_SEED})");
-                return ExitCode::SUCCESS;
+                println!("{USAGE}   (default seed {GOLDEN_SEED})");
+                return Ok(());
             }
-            d if dir.is_none() => dir = Some(PathBuf::from(d)),
-            other => {
-                eprintln!("unexpected argument {other:?}; usage: synth-models DIR [--seed N]");
-                return ExitCode::FAILURE;
-            }
+            d if dir.is_none() && !d.starts_with("--") => dir = Some(PathBuf::from(d)),
+            other => return Err(format!("unexpected argument {other:?}; {USAGE}")),
         }
-        i += 1;
     }
-    let Some(dir) = dir else {
-        eprintln!("usage: synth-models DIR [--seed N]");
-        return ExitCode::FAILURE;
+    let dir = dir.ok_or(USAGE)?;
+    // Types asked for by name must be written; the default list skips what cannot be.
+    let strict = types.is_some();
+    let jobs: Vec<Job> = match shape {
+        Some((name, config)) => {
+            if archs.is_some() {
+                return Err("--shape fixes the architecture; leave out --arch".into());
+            }
+            let types = types.unwrap_or(vec![GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16]);
+            types.into_iter().map(|ty| Job { stem: format!("{name}-{}", ty.name()), arch: SynthArch::Llama, config: config.clone(), ty }).collect()
+        }
+        None => {
+            let types = types.unwrap_or(SYNTH_TYPES.to_vec());
+            let archs = archs.unwrap_or(SynthArch::ALL.to_vec());
+            archs
+                .iter()
+                .flat_map(|&arch| types.iter().map(move |&ty| Job { stem: format!("{}-{}", arch.name(), ty.name()), arch, config: arch.config(), ty }))
+                .collect()
+        }
     };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("creating {}: {e}", dir.display());
-        return ExitCode::FAILURE;
-    }
-    for arch in SynthArch::ALL {
-        for ty in SYNTH_TYPES {
-            let path = dir.join(format!("{}-{}.gguf", arch.name(), ty.name()));
-            match try_synth_model(arch, ty, seed) {
-                Ok(bytes) => {
-                    if let Err(e) = std::fs::write(&path, &bytes) {
-                        eprintln!("writing {}: {e}", path.display());
-                        return ExitCode::FAILURE;
-                    }
-                    println!("{} ({} bytes, seed {seed})", path.display(), bytes.len());
-                }
-                Err(e) => eprintln!("skipped {}: {e}", path.display()),
-            }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut failed = 0;
+    for job in jobs {
+        if !write(&dir, &job, seed)? {
+            failed += 1;
         }
     }
-    ExitCode::SUCCESS
+    if strict && failed > 0 {
+        return Err(format!("{failed} of the requested models could not be written"));
+    }
+    Ok(())
+}
+
+/// Writes one model; `Ok(false)` if its type cannot store it (said on stderr).
+fn write(dir: &Path, job: &Job, seed: u64) -> Result<bool, String> {
+    let path = dir.join(format!("{}.gguf", job.stem));
+    match synth_model_with(job.arch, &job.config, job.ty, seed) {
+        Ok(bytes) => {
+            std::fs::write(&path, &bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            println!("{} ({} bytes, seed {seed})", path.display(), bytes.len());
+            Ok(true)
+        }
+        Err(e) => {
+            eprintln!("skipped {}: {e}", path.display());
+            Ok(false)
+        }
+    }
+}
+
+/// A comma-separated list of names, each looked up by `find`.
+fn list<T>(names: &str, find: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    names.split(',').map(|s| find(s.trim()).ok_or(format!("unknown name {s:?}"))).collect()
 }

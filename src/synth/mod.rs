@@ -1,5 +1,5 @@
-//! The project's own deterministic test models: tiny Llama / Qwen2 / Qwen3 GGUF files with seeded
-//! random weights, in any storage type, byte-identical on every platform.
+//! The project's own deterministic test models: tiny Llama / Qwen2 / Qwen3 / Llama 3 GGUF files
+//! with seeded random weights, in any storage type, byte-identical on every platform.
 //!
 //! They exist so that parity tests can cover every (architecture, quant type) pair against
 //! llama.cpp without committing model files: `tools/make_goldens.py` runs llama.cpp on them once
@@ -8,15 +8,22 @@
 //!
 //! Determinism: weights come from the sampler's integer xoshiro256** generator; a "normal" value
 //! is a sum of four 16-bit uniforms (Irwin–Hall), scaled with basic IEEE arithmetic only (no
-//! `ln`/`cos`/`exp`, whose rounding differs between libms). Each tensor has its own stream,
-//! seeded from `seed` and the tensor's name, so the f32 weights of one (arch, seed) are the same
-//! whatever `ty` they are stored in: a Q4_K model is the quantized F32 model.
+//! `ln`/`cos`/`exp`, whose rounding differs between libms; the Llama 3 rope factors too, see
+//! [`Llama3Rope::freq_factors`]). Each tensor has its own stream, seeded from `seed` and the
+//! tensor's name, so the f32 weights of one (arch, seed) are the same whatever `ty` they are
+//! stored in: a Q4_K model is the quantized F32 model.
 //!
-//! Shapes keep every matrix row a multiple of 256 (the K-quant super-block) and the vocabulary is
-//! a complete SentencePiece ("llama") vocabulary that llama.cpp loads: `<unk>`, `<s>`, `</s>`, the
-//! 256 byte tokens `<0x00>`..`<0xFF>`, then 253 word pieces.
+//! The golden models keep every matrix row a multiple of 256 (the K-quant super-block) and use
+//! a complete 512-token SentencePiece vocabulary that llama.cpp loads (see [`vocab`]).
+//! [`synth_model_with`] builds any [`SynthConfig`], such as the benchmark-sized
+//! [`SynthConfig::smollm2_135m`], whose 576-wide rows only fit types with 32-value blocks.
 
-use crate::gguf::{Array, GgufWriter, Value};
+mod rope;
+pub mod vocab;
+
+pub use rope::Llama3Rope;
+
+use crate::gguf::{GgufWriter, Value};
 use crate::quant::{GgmlType, QuantError};
 use crate::sampler::Rng;
 
@@ -28,7 +35,17 @@ pub enum SynthArch {
     Qwen2,
     /// Per-head q_norm/k_norm, heads × head_dim (512) ≠ hidden (256), tied, theta 1e6.
     Qwen3,
+    /// Llama 3 style: GGUF architecture `llama` with Llama 3.1's rope scaling baked into a
+    /// `rope_freqs.weight` tensor, scaled down so that it matters within a few positions (an
+    /// original context of 32, see [`LLAMA3_ROPE`]); untied output, 8 query heads on 2 KV heads
+    /// (64 wide, so q is 512 wide on a 256-wide model), FFN 768, theta 5e5.
+    Llama3,
 }
+
+/// The rope scaling of [`SynthArch::Llama3`]: Llama 3.1's, with an original context of 32
+/// positions instead of 8192, so that with theta 5e5 and 64-wide heads pair 0 keeps factor 1,
+/// pairs 1–3 are smoothed and pairs 4–31 get factor 8.
+pub const LLAMA3_ROPE: Llama3Rope = Llama3Rope { original_context: 32, ..Llama3Rope::LLAMA_3_1 };
 
 /// Hyper-parameters of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +56,7 @@ pub struct SynthConfig {
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub ffn: usize,
+    /// Tokens in the vocabulary: more than 259 (3 specials and 256 byte tokens).
     pub vocab: usize,
     pub context: usize,
     pub rope_base: f32,
@@ -46,6 +64,35 @@ pub struct SynthConfig {
     pub qkv_bias: bool,
     pub qk_norm: bool,
     pub tied_output: bool,
+    /// Llama 3 rope scaling, written as a `rope_freqs.weight` tensor (the first tensor, as
+    /// llama.cpp's converter writes it).
+    pub llama3_rope: Option<Llama3Rope>,
+}
+
+impl SynthConfig {
+    /// SmolLM2-135M's shape (Llama architecture): 576 wide, 30 layers, 9 heads × 64 on 3 KV
+    /// heads, FFN 1536, 49152 tokens, context 2048, theta 1e5, eps 1e-5, tied embeddings; use
+    /// with [`SynthArch::Llama`]. For benchmarks: about 135M parameters of random weights.
+    /// Rows of 576 are not whole K-quant super-blocks: only F32, F16, BF16 and the 32-value
+    /// block types (Q4_0 … Q8_0) can store it.
+    pub fn smollm2_135m() -> SynthConfig {
+        SynthConfig {
+            hidden: 576,
+            n_layer: 30,
+            n_head: 9,
+            n_head_kv: 3,
+            head_dim: 64,
+            ffn: 1536,
+            vocab: 49152,
+            context: 2048,
+            rope_base: 100000.0,
+            rms_eps: 1e-5,
+            qkv_bias: false,
+            qk_norm: false,
+            tied_output: true,
+            llama3_rope: None,
+        }
+    }
 }
 
 /// Every storage type a synthetic model can be written in (if `quant::quantize_row` supports
@@ -70,17 +117,29 @@ pub const SYNTH_TYPES: [GgmlType; 13] = [
 pub const GOLDEN_SEED: u64 = 1;
 
 impl SynthArch {
-    pub const ALL: [SynthArch; 3] = [SynthArch::Llama, SynthArch::Qwen2, SynthArch::Qwen3];
+    pub const ALL: [SynthArch; 4] = [SynthArch::Llama, SynthArch::Qwen2, SynthArch::Qwen3, SynthArch::Llama3];
 
-    /// The GGUF `general.architecture` string.
+    /// The variant's name: file stems (`{name}-{TYPE}.gguf`) and the goldens use it.
+    /// Unique per variant; equal to [`Self::gguf_arch`] except for `llama3`.
     pub fn name(self) -> &'static str {
         match self {
             SynthArch::Llama => "llama",
             SynthArch::Qwen2 => "qwen2",
             SynthArch::Qwen3 => "qwen3",
+            SynthArch::Llama3 => "llama3",
         }
     }
 
+    /// The GGUF `general.architecture` string (`llama` for Llama 3 too, as in real files).
+    pub fn gguf_arch(self) -> &'static str {
+        match self {
+            SynthArch::Llama | SynthArch::Llama3 => "llama",
+            SynthArch::Qwen2 => "qwen2",
+            SynthArch::Qwen3 => "qwen3",
+        }
+    }
+
+    /// The variant called `name` (see [`Self::name`]).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|a| a.name() == name)
     }
@@ -100,6 +159,7 @@ impl SynthArch {
             qkv_bias: false,
             qk_norm: false,
             tied_output: false,
+            llama3_rope: None,
         };
         match self {
             SynthArch::Llama => base,
@@ -112,18 +172,37 @@ impl SynthArch {
                 tied_output: true,
                 ..base
             },
+            SynthArch::Llama3 => SynthConfig {
+                n_head: 8,
+                ffn: 768,
+                rope_base: 500000.0,
+                llama3_rope: Some(LLAMA3_ROPE),
+                ..base
+            },
         }
     }
 }
 
 /// `synth_model` for types that may not be supported: the error says which type failed.
 pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u8>, QuantError> {
-    let c = arch.config();
-    let a = arch.name();
+    synth_model_with(arch, &arch.config(), ty, seed)
+}
+
+/// A model of any shape: `arch` gives the GGUF architecture and the file's name, `config` the
+/// shape. Weights are seeded by `seed` and the tensor's name, so a tensor shared by two configs
+/// of the same shape has the same values.
+///
+/// Errors (before generating anything) if `ty` cannot store a matrix row of the config: its
+/// block size does not divide the row (K-quants need multiples of 256), or it is not a storage
+/// type (Q8_1, Q8_K). Panics if the config itself is inconsistent (a vocabulary of 259 tokens or
+/// fewer, heads that do not share KV heads evenly): a programming error, not input.
+pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u64) -> Result<Vec<u8>, QuantError> {
+    assert!(c.n_head_kv > 0 && c.n_head.is_multiple_of(c.n_head_kv), "{} heads cannot share {} KV heads", c.n_head, c.n_head_kv);
+    let a = arch.gguf_arch();
     let mut w = GgufWriter::new();
     let u32v = |x: usize| Value::U32(x as u32);
     w.set("general.architecture", Value::String(a.into()))
-        .set("general.name", Value::String(format!("pocketllm-synth-{a}")))
+        .set("general.name", Value::String(format!("pocketllm-synth-{}", arch.name())))
         .set("general.file_type", Value::U32(file_type(ty)))
         .set("general.quantization_version", Value::U32(2))
         .set(&format!("{a}.context_length"), u32v(c.context))
@@ -138,11 +217,16 @@ pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u
         .set(&format!("{a}.rope.freq_base"), Value::F32(c.rope_base))
         .set(&format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(c.rms_eps))
         .set(&format!("{a}.vocab_size"), u32v(c.vocab));
-    add_vocab(&mut w, c.vocab);
+    vocab::add_vocab(&mut w, c.vocab);
 
     let (h, q, kv, ffn, nv) = (c.hidden, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.ffn, c.vocab);
     // Matrices: dims in GGUF order, [row length (input), rows (output)].
-    let mut tensors: Vec<(String, Vec<u64>, Init)> = vec![("token_embd.weight".into(), dims(h, nv), Init::Matrix)];
+    let mut tensors: Vec<(String, Vec<u64>, Init)> = Vec::new();
+    if let Some(rope) = c.llama3_rope {
+        let factors = rope.freq_factors(c.head_dim, c.rope_base);
+        tensors.push(("rope_freqs.weight".into(), vec![factors.len() as u64], Init::Given(factors)));
+    }
+    tensors.push(("token_embd.weight".into(), dims(h, nv), Init::Matrix));
     for l in 0..c.n_layer {
         let b = |n: &str| format!("blk.{l}.{n}");
         tensors.push((b("attn_norm.weight"), vec![h as u64], Init::Norm));
@@ -169,12 +253,19 @@ pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u
         tensors.push(("output.weight".into(), dims(h, nv), Init::Matrix));
     }
 
+    // Refuse a type that cannot store some row before spending time on the values.
+    for (_, shape, init) in &tensors {
+        if matches!(init, Init::Matrix) {
+            check_row_type(ty, shape[0] as usize)?;
+        }
+    }
+
     for (name, shape, init) in tensors {
         let values = init.values(seed, &name, shape.iter().product::<u64>() as usize);
         let (t, data) = match init {
-            // 1-D tensors (norms, biases) stay F32, as llama.cpp's quantizer leaves them.
-            Init::Norm | Init::Bias => (GgmlType::F32, f32_bytes(&values)),
             Init::Matrix => (ty, store_rows(ty, &values, shape[0] as usize)?),
+            // 1-D tensors (norms, biases, rope factors) stay F32, as llama.cpp's quantizer leaves them.
+            _ => (GgmlType::F32, f32_bytes(&values)),
         };
         w.add_tensor(&name, &shape, t, data);
     }
@@ -193,7 +284,6 @@ fn dims(row_len: usize, rows: usize) -> Vec<u64> {
     vec![row_len as u64, rows as u64]
 }
 
-#[derive(Clone, Copy)]
 enum Init {
     /// N(0, 0.05²), with one value in 64 four times larger (real weights have outliers, and
     /// they exercise the quantizers' scale search).
@@ -202,24 +292,26 @@ enum Init {
     Norm,
     /// N(0, 0.05²).
     Bias,
+    /// Computed values (rope frequency factors), stored as F32.
+    Given(Vec<f32>),
 }
 
 impl Init {
-    fn values(self, seed: u64, name: &str, n: usize) -> Vec<f32> {
-        let mut rng = Rng::new(seed ^ fnv1a(name.as_bytes()));
-        (0..n)
-            .map(|_| {
-                let x = normalish(&mut rng);
-                match self {
-                    Init::Matrix => {
-                        let outlier = rng.next_u64().is_multiple_of(64);
-                        (x * if outlier { 0.2 } else { 0.05 }) as f32
-                    }
-                    Init::Norm => (1.0 + 0.1 * x) as f32,
-                    Init::Bias => (0.05 * x) as f32,
-                }
-            })
-            .collect()
+    fn values(&self, seed: u64, name: &str, n: usize) -> Vec<f32> {
+        let draw = |f: fn(&mut Rng) -> f32| {
+            let mut rng = Rng::new(seed ^ fnv1a(name.as_bytes()));
+            (0..n).map(|_| f(&mut rng)).collect()
+        };
+        match self {
+            Init::Matrix => draw(|rng| {
+                let x = normalish(rng);
+                let outlier = rng.next_u64().is_multiple_of(64);
+                (x * if outlier { 0.2 } else { 0.05 }) as f32
+            }),
+            Init::Norm => draw(|rng| (1.0 + 0.1 * normalish(rng)) as f32),
+            Init::Bias => draw(|rng| (0.05 * normalish(rng)) as f32),
+            Init::Given(v) => v.clone(),
+        }
     }
 }
 
@@ -244,12 +336,20 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 
 /// Stores a row-major matrix (`row_len` values per row) in `ty`, row by row as llama.cpp does.
 fn store_rows(ty: GgmlType, values: &[f32], row_len: usize) -> Result<Vec<u8>, QuantError> {
-    let row_bytes = ty.row_bytes(row_len).ok_or(QuantError::PartialBlock { ty, n: row_len, block: ty.block_size() })?;
+    let row_bytes = check_row_type(ty, row_len)?;
     let mut out = vec![0u8; values.len() / row_len * row_bytes];
     for (src, dst) in values.chunks_exact(row_len).zip(out.chunks_exact_mut(row_bytes)) {
         store_row(ty, src, dst)?;
     }
     Ok(out)
+}
+
+/// The bytes of a `row_len`-value row in `ty`, or why `ty` cannot store it.
+fn check_row_type(ty: GgmlType, row_len: usize) -> Result<usize, QuantError> {
+    if matches!(ty, GgmlType::Q8_1 | GgmlType::Q8_K) {
+        return Err(QuantError::NotApplicable(ty));
+    }
+    ty.row_bytes(row_len).ok_or(QuantError::PartialBlock { ty, n: row_len, block: ty.block_size() })
 }
 
 /// One row in `ty`, through `quant::quantize_row` (ggml's reference quantizers, no importance
@@ -281,64 +381,4 @@ fn file_type(ty: GgmlType) -> u32 {
         GgmlType::BF16 => 32,
         GgmlType::Q8_1 | GgmlType::Q8_K => 1024, // LLAMA_FTYPE_GUESSED: not storage types
     }
-}
-
-/// A complete SentencePiece vocabulary of `n` tokens (n >= 259 + a few).
-fn add_vocab(w: &mut GgufWriter, n: usize) {
-    const UNKNOWN: i32 = 2;
-    const CONTROL: i32 = 3;
-    const NORMAL: i32 = 1;
-    const BYTE: i32 = 6;
-    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-    let mut types = vec![UNKNOWN, CONTROL, CONTROL];
-    for b in 0..=255u8 {
-        tokens.push(format!("<0x{b:02X}>"));
-        types.push(BYTE);
-    }
-    let n_special = tokens.len();
-    for piece in word_pieces(n - n_special) {
-        tokens.push(piece);
-        types.push(NORMAL);
-    }
-    // Special and byte tokens score 0; pieces get decreasing scores (their merge priority).
-    let scores: Vec<f32> = (0..n).map(|i| if i < n_special { 0.0 } else { -((i - n_special) as f32) }).collect();
-    w.set("tokenizer.ggml.model", Value::String("llama".into()))
-        .set("tokenizer.ggml.pre", Value::String("default".into()))
-        .set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)))
-        .set("tokenizer.ggml.scores", Value::Array(Array::F32(scores)))
-        .set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)))
-        .set("tokenizer.ggml.bos_token_id", Value::U32(1))
-        .set("tokenizer.ggml.eos_token_id", Value::U32(2))
-        .set("tokenizer.ggml.unknown_token_id", Value::U32(0))
-        .set("tokenizer.ggml.add_bos_token", Value::Bool(true))
-        .set("tokenizer.ggml.add_eos_token", Value::Bool(false));
-}
-
-/// `count` distinct pieces: "▁", single letters, "▁"+letter, common English bigrams and words,
-/// then "▁"+letter+letter to fill up. Every piece can be built by merging shorter ones.
-fn word_pieces(count: usize) -> Vec<String> {
-    const SP: &str = "\u{2581}";
-    let mut out: Vec<String> = vec![SP.into()];
-    let letters = ('a'..='z').map(String::from);
-    out.extend(letters.clone());
-    out.extend(letters.map(|l| format!("{SP}{l}")));
-    for bg in "th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me de hi ri ro ic ne ea ra ce".split(' ') {
-        out.push(bg.into());
-    }
-    for word in "the and of to in is it was he for on are as with his they at be this from".split(' ') {
-        out.push(format!("{SP}{word}"));
-    }
-    'fill: for a in 'a'..='z' {
-        for b in 'a'..='z' {
-            if out.len() >= count {
-                break 'fill;
-            }
-            let p = format!("{SP}{a}{b}");
-            if !out.contains(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out.truncate(count);
-    out
 }
