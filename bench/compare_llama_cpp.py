@@ -39,15 +39,21 @@ def bench_llama_cpp(model, threads, n_prompt, n_gen):
                 logits_all=False, verbose=False)
     load_ms = (time.perf_counter() - t0) * 1e3
     n_vocab = llm.n_vocab()
+    import numpy as np
+
+    def last_argmax():
+        ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+        return int(np.ctypeslib.as_array(ptr, shape=(n_vocab,)).argmax())
+
     prompt = [(i * 7919 + 13) % n_vocab for i in range(n_prompt)]  # same ids as `pocketllm bench`
     t0 = time.perf_counter()
     llm.eval(prompt)
     prefill_s = time.perf_counter() - t0
-    tok = int(llm.scores[llm.n_tokens - 1].argmax())
+    tok = last_argmax()
     t0 = time.perf_counter()
     for _ in range(n_gen - 1):
         llm.eval([tok])
-        tok = int(llm.scores[llm.n_tokens - 1].argmax())
+        tok = last_argmax()
     decode_s = time.perf_counter() - t0
     del llm
     return n_prompt / prefill_s, (n_gen - 1) / decode_s, load_ms

@@ -14,7 +14,7 @@ mod kernels;
 use std::collections::{BTreeMap, BTreeSet};
 
 use pocketllm::gguf::Gguf;
-use pocketllm::quant::{
+use pocketllm::quant::{matvec, 
     check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable,
     vec_dot_scalar, vec_dot_type, GgmlType, QuantError,
 };
@@ -411,5 +411,35 @@ fn f16_conversion_matches_half_for_all_65536_values() {
         let want = half::f16::from_bits(b).to_f32();
         assert!(ours.to_bits() == want.to_bits() || (ours.is_nan() && want.is_nan()), "{b:#06x}: {ours} vs {want}");
         assert_eq!(ours.to_bits(), pocketllm::quant::blocks::f16_to_f32(b).to_bits());
+    }
+}
+
+/// `matvec` (multi-row kernels where a type has them) against the f64 dot of the dequantized
+/// rows, with row counts around the 4-row grouping (1..=9) and the prefetch reaching past the
+/// end, and row lengths of one block and of many.
+#[test]
+fn matvec_matches_row_by_row_reference() {
+    let mut rng = Rng(99);
+    for ty in ALL.into_iter().filter(|t| !matches!(t, Q8_1 | Q8_K)) {
+        let at = vec_dot_type(ty);
+        for &n in &[ty.block_size().max(32), 576, 1536] {
+            if ty.row_bytes(n).is_none() {
+                continue;
+            }
+            for rows in 1..=9 {
+                let w = quantize(ty, &rng.row(n * rows));
+                let act = quantize(at, &rng.row(n));
+                let mut out = vec![f32::NAN; rows];
+                matvec(ty, n, &w, &act, &mut out);
+                let rb = ty.row_bytes(n).unwrap();
+                let ad = dequantize(at, &act, n);
+                for (r, &got) in out.iter().enumerate() {
+                    let wd = dequantize(ty, &w[r * rb..(r + 1) * rb], n);
+                    let exact: f64 = wd.iter().zip(&ad).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let tol = dot_tolerance(ty, &wd, &ad);
+                    assert!(((got as f64) - exact).abs() <= tol, "{ty} n={n} rows={rows} row {r}: {got} vs {exact}");
+                }
+            }
+        }
     }
 }

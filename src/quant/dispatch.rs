@@ -2,7 +2,7 @@
 
 use super::blocks::{as_blocks, as_blocks_mut};
 #[cfg(target_arch = "x86_64")]
-use super::avx2;
+use super::{avx2, avx2_rows};
 use super::{float, kquants, kquants_dot as kd, kquants_ref, legacy, legacy_dot as ld};
 use super::{GgmlType, QuantError};
 use GgmlType::*;
@@ -140,6 +140,29 @@ pub fn vec_dot(ty: GgmlType, n: usize, w: &[u8], act: &[u8]) -> f32 {
         };
     }
     vec_dot_kernels(ty, n, w, act)
+}
+
+/// out[r] = row r of `w` · `act`, for `out.len()` rows of `n` values (`row_bytes(n)` bytes each)
+/// in `ty`, and `act` in `vec_dot_type(ty)`: the matrix-vector product the CPU matmul is made of.
+/// Q4_0 takes four rows per pass on AVX2 (see `avx2_rows`); other types run
+/// [`vec_dot`] per row.
+pub fn matvec(ty: GgmlType, n: usize, w: &[u8], act: &[u8], out: &mut [f32]) {
+    let row_bytes = ty.row_bytes(n).expect("whole blocks");
+    assert_eq!(w.len(), row_bytes * out.len(), "matvec: weight bytes for {} rows", out.len());
+    debug_assert_eq!(check(vec_dot_type(ty), n, act.len()), Ok(()));
+    #[cfg(target_arch = "x86_64")]
+    if ty == Q4_0
+        && std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: features detected just above; lengths asserted above.
+        unsafe { avx2_rows::matvec_q4_0(w, row_bytes, as_blocks(act), out) }
+        return;
+    }
+    for (r, o) in out.iter_mut().enumerate() {
+        *o = vec_dot(ty, n, &w[r * row_bytes..(r + 1) * row_bytes], act);
+    }
 }
 
 /// [`vec_dot`] compiled for the baseline target only (SSE2 on x86-64, simd128 on wasm when

@@ -28,6 +28,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_rows;
 pub mod blocks;
 mod dispatch;
 pub mod float;
@@ -39,7 +41,7 @@ mod legacy_dot;
 mod types;
 
 pub use dispatch::{
-    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable, vec_dot_scalar,
+    check_vec_dot, dequantize_row, matvec, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable, vec_dot_scalar,
     vec_dot_type,
 };
 pub use types::{ggml_type_name, GgmlType, QK_K};

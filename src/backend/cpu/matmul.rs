@@ -1,7 +1,7 @@
 //! Quantized matrix multiplication the way ggml's CPU backend does it: each activation row is
 //! quantized once to the weight type's `vec_dot_type`, then every weight row is dotted with it.
 
-use crate::quant::{quantize_row_cpu, vec_dot, vec_dot_type, GgmlType};
+use crate::quant::{matvec, quantize_row_cpu, vec_dot_type, GgmlType};
 use super::CpuWeight;
 use rayon::prelude::*;
 
@@ -30,15 +30,14 @@ pub fn quantize_acts(ty: GgmlType, x: &[f32], n: usize, cols: usize, acts: &mut 
 pub fn matmul(pool: &rayon::ThreadPool, weight: &CpuWeight, acts: &QuantizedActs, n: usize, tmp: &mut Vec<f32>, out: &mut [f32]) {
     let (ty, w, rows, cols) = (weight.ty, &weight.bytes[..], weight.rows, weight.cols);
     let w_row_bytes = w.len() / rows;
+    let act = |t: usize| &acts.bytes[t * acts.row_bytes..(t + 1) * acts.row_bytes];
+    // Rows r0.. of every token: dst is laid out [n][len] so the chunk's weights stay in cache
+    // while each token's activation streams past them.
     let run = |r0: usize, dst: &mut [f32]| {
-        // dst holds out[t][r0..r0 + len] for each t, laid out [len][n] (transposed) to keep
-        // each task's writes contiguous; scattered into `out` afterwards.
         let len = dst.len() / n;
-        for i in 0..len {
-            let wr = &w[(r0 + i) * w_row_bytes..(r0 + i + 1) * w_row_bytes];
-            for t in 0..n {
-                dst[i * n + t] = vec_dot(ty, cols, wr, &acts.bytes[t * acts.row_bytes..(t + 1) * acts.row_bytes]);
-            }
+        let wr = &w[r0 * w_row_bytes..(r0 + len) * w_row_bytes];
+        for t in 0..n {
+            matvec(ty, cols, wr, act(t), &mut dst[t * len..(t + 1) * len]);
         }
     };
     if n == 1 {
@@ -56,9 +55,11 @@ pub fn matmul(pool: &rayon::ThreadPool, weight: &CpuWeight, acts: &QuantizedActs
     pool.install(|| {
         tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst))
     });
-    for r in 0..rows {
+    for (c, chunk) in tmp.chunks(ROWS_PER_TASK * n).enumerate() {
+        let len = chunk.len() / n;
         for t in 0..n {
-            out[t * rows + r] = tmp[r * n + t];
+            let r0 = t * rows + c * ROWS_PER_TASK;
+            out[r0..r0 + len].copy_from_slice(&chunk[t * len..(t + 1) * len]);
         }
     }
 }
