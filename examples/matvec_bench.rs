@@ -2,7 +2,7 @@
 //! `quant::matvec` (multi-row kernels) vs `vec_dot` row by row:
 //! `cargo run --release --example matvec_bench`.
 
-use pocketllm::quant::{matvec, quantize_row, vec_dot, vec_dot_type, GgmlType};
+use pocketllm::quant::{GgmlType, matvec, quantize_row, vec_dot, vec_dot_type};
 use std::time::Instant;
 
 /// One decode step's matrix-vector products over SmolLM2-135M's 30 layers of separately
@@ -38,7 +38,12 @@ fn layers_q4_0(rnd: &mut dyn FnMut() -> f32) {
         }
     }
     let dt = t.elapsed().as_secs_f64() / reps as f64;
-    println!("Q4_0 30 layers ({:.1} MB): {:.2} ms per step ({:.1} GB/s)", bytes as f64 / 1e6, dt * 1e3, bytes as f64 / dt / 1e9);
+    println!(
+        "Q4_0 30 layers ({:.1} MB): {:.2} ms per step ({:.1} GB/s)",
+        bytes as f64 / 1e6,
+        dt * 1e3,
+        bytes as f64 / dt / 1e9
+    );
 }
 
 fn main() {

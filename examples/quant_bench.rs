@@ -1,7 +1,7 @@
 //! Prints vec_dot throughput per weight type (weights GB/s, ns per 4096-value row), fast kernel vs
 //! scalar twin: `cargo run --release --example quant_bench`.
 
-use pocketllm::quant::{quantize_row, vec_dot, vec_dot_portable, vec_dot_scalar, vec_dot_type, GgmlType};
+use pocketllm::quant::{GgmlType, quantize_row, vec_dot, vec_dot_portable, vec_dot_scalar, vec_dot_type};
 use std::time::Instant;
 
 fn main() {
@@ -46,8 +46,11 @@ fn main() {
             }
             let dt = t.elapsed().as_secs_f64();
             let calls = (reps * rows) as f64;
-            println!("{ty:>5} {label:<6} {:8.1} ns/row {:6.2} GB/s  (checksum {s:.3})",
-                dt / calls * 1e9, (rb as f64 * calls) / dt / 1e9);
+            println!(
+                "{ty:>5} {label:<6} {:8.1} ns/row {:6.2} GB/s  (checksum {s:.3})",
+                dt / calls * 1e9,
+                (rb as f64 * calls) / dt / 1e9
+            );
         };
         report("fast", &|r| vec_dot(ty, n, r, &a));
         report("sse2", &|r| vec_dot_portable(ty, n, r, &a));

@@ -57,19 +57,44 @@ fn run_greedy_prints_the_golden_story() {
     let golden: serde_json::Value =
         serde_json::from_slice(&common::read_fixture("goldens/stories260K-F32.json").unwrap()).unwrap();
     let expected = golden["prompt"]["greedy_text"].as_str().unwrap();
-    let o = pocketllm(&["run", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "64", "--backend", "cpu"]);
+    let o = pocketllm(&[
+        "run",
+        "--model",
+        &m,
+        "--prompt",
+        "Once upon a time",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "64",
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     assert_eq!(text.strip_suffix('\n').unwrap(), expected);
     let err = stderr(&o);
-    assert!(err.contains("prefill") && err.contains("decode") && err.contains("tok/s") && err.contains("backend cpu"), "{err}");
+    assert!(
+        err.contains("prefill") && err.contains("decode") && err.contains("tok/s") && err.contains("backend cpu"),
+        "{err}"
+    );
 }
 
 #[test]
 fn logits_writes_every_position() {
     let Some(m) = fixture_path(STORIES) else { return };
     let out = std::env::temp_dir().join(format!("pocketllm-logits-{}.bin", std::process::id()));
-    let o = pocketllm(&["logits", "--model", &m, "--tokens", "1,403,407", "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    let o = pocketllm(&[
+        "logits",
+        "--model",
+        &m,
+        "--tokens",
+        "1,403,407",
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("[3, 512]"), "{}", stderr(&o));
     let bytes = std::fs::read(&out).unwrap();
@@ -86,7 +111,19 @@ fn logits_writes_every_position() {
 #[test]
 fn bench_prints_one_json_line() {
     let Some(m) = fixture_path(STORIES) else { return };
-    let o = pocketllm(&["bench", "--model", &m, "--prompt-tokens", "16", "--gen-tokens", "8", "--threads", "1", "--backend", "cpu"]);
+    let o = pocketllm(&[
+        "bench",
+        "--model",
+        &m,
+        "--prompt-tokens",
+        "16",
+        "--gen-tokens",
+        "8",
+        "--threads",
+        "1",
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);

@@ -1,12 +1,12 @@
 //! Loading and running models: bad models and bad calls give typed errors, and the model stays
 //! usable after an error.
 
+use pocketllm::Error;
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::gguf::{Gguf, GgufWriter, Value};
 use pocketllm::model::{Logits, Model, ModelOptions};
 use pocketllm::quant::GgmlType;
-use pocketllm::synth::{synth_model, SynthArch};
-use pocketllm::Error;
+use pocketllm::synth::{SynthArch, synth_model};
 
 /// Rebuilds a GGUF with edited metadata and tensors.
 fn rewrite(

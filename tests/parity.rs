@@ -8,7 +8,7 @@ use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
 use pocketllm::quant::GgmlType;
-use pocketllm::synth::{synth_model, SynthArch};
+use pocketllm::synth::{SynthArch, synth_model};
 use serde_json::Value as Json;
 
 /// Allowed |Δlogit| against llama.cpp's own logits for a model file, by its quantization.
@@ -107,8 +107,18 @@ impl Fixture {
             .unwrap()
             .iter()
             .map(|s| {
-                let margins = s["greedy"]["top1_minus_top2"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap() as f32).collect();
-                (ids(&s["tokens"]), s["logits_row_offset"].as_u64().unwrap() as usize, ids(&s["greedy"]["tokens"]), margins)
+                let margins = s["greedy"]["top1_minus_top2"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.as_f64().unwrap() as f32)
+                    .collect();
+                (
+                    ids(&s["tokens"]),
+                    s["logits_row_offset"].as_u64().unwrap() as usize,
+                    ids(&s["greedy"]["tokens"]),
+                    margins,
+                )
             })
             .collect()
     }
@@ -203,8 +213,10 @@ fn stories260k_greedy_story_matches() {
         let fx = Fixture::load(&rel);
         let Some(mut model) = fx.model() else { continue };
         let p = &fx.json["prompt"];
-        let prompt: Vec<u32> = p["token_ids_with_bos"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
-        let expected: Vec<u32> = p["greedy_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+        let prompt: Vec<u32> =
+            p["token_ids_with_bos"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
+        let expected: Vec<u32> =
+            p["greedy_ids"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();
         let mut logits = model.forward(&prompt, 0, Logits::Last).unwrap();
         let mut got = Vec::new();
         while got.len() < expected.len() {

@@ -14,9 +14,9 @@ mod kernels;
 use std::collections::{BTreeMap, BTreeSet};
 
 use pocketllm::gguf::Gguf;
-use pocketllm::quant::{matvec, 
-    check_vec_dot, dequantize_row, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable,
-    vec_dot_scalar, vec_dot_type, GgmlType, QuantError,
+use pocketllm::quant::{
+    GgmlType, QuantError, check_vec_dot, dequantize_row, matvec, quantize_row, quantize_row_cpu, vec_dot,
+    vec_dot_portable, vec_dot_scalar, vec_dot_type,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -357,8 +357,18 @@ fn q8_reference_rounds_half_away_and_cpu_variant_rounds_half_even() {
 #[test]
 fn vec_dot_types_follow_ggml_cpu() {
     let want: BTreeMap<GgmlType, GgmlType> = [
-        (F32, F32), (F16, F16), (BF16, BF16), (Q4_0, Q8_0), (Q5_0, Q8_0), (Q8_0, Q8_0),
-        (Q4_1, Q8_1), (Q5_1, Q8_1), (Q2_K, Q8_K), (Q3_K, Q8_K), (Q4_K, Q8_K), (Q5_K, Q8_K),
+        (F32, F32),
+        (F16, F16),
+        (BF16, BF16),
+        (Q4_0, Q8_0),
+        (Q5_0, Q8_0),
+        (Q8_0, Q8_0),
+        (Q4_1, Q8_1),
+        (Q5_1, Q8_1),
+        (Q2_K, Q8_K),
+        (Q3_K, Q8_K),
+        (Q4_K, Q8_K),
+        (Q5_K, Q8_K),
         (Q6_K, Q8_K),
     ]
     .into_iter()
@@ -392,10 +402,7 @@ fn bad_lengths_are_typed_errors() {
         if bs > 1 {
             let mut y = vec![0f32; bs + 1];
             let src = vec![0u8; good];
-            assert_eq!(
-                dequantize_row(ty, &src, &mut y),
-                Err(QuantError::PartialBlock { ty, n: bs + 1, block: bs })
-            );
+            assert_eq!(dequantize_row(ty, &src, &mut y), Err(QuantError::PartialBlock { ty, n: bs + 1, block: bs }));
             let mut dst = vec![0u8; good];
             assert!(matches!(quantize_row(ty, &x[..bs + 1], &mut dst), Err(QuantError::PartialBlock { .. })));
         }

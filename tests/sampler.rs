@@ -1,4 +1,4 @@
-use pocketllm::sampler::{apply_penalties, argmax, Rng, Sampler, SamplerParams};
+use pocketllm::sampler::{Rng, Sampler, SamplerParams, apply_penalties, argmax};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn params(f: impl FnOnce(&mut SamplerParams)) -> SamplerParams {
@@ -130,10 +130,25 @@ fn top_k_1_is_greedy_at_any_temperature() {
 fn top_k_keeps_exactly_the_k_best() {
     // Token ids scrambled so order in the vector is not order of likelihood.
     let l = vec![0.0, 3.0, -1.0, 2.9, 0.5, 2.8, 2.7, -3.0];
-    let seen = draw(params(|p| { p.temperature = 3.0; p.top_k = 3; p.seed = 11 }), &l, 3000);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 3.0;
+            p.top_k = 3;
+            p.seed = 11
+        }),
+        &l,
+        3000,
+    );
     assert_eq!(set(&seen), BTreeSet::from([1, 3, 5]));
     // Without top-k, at high temperature, every token shows up.
-    let seen = draw(params(|p| { p.temperature = 3.0; p.seed = 11 }), &l, 3000);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 3.0;
+            p.seed = 11
+        }),
+        &l,
+        3000,
+    );
     assert_eq!(set(&seen), (0..8).collect());
 }
 
@@ -147,20 +162,52 @@ fn top_p_keeps_the_smallest_prefix_reaching_p() {
     // is left.
     let cases = [(0.35f32, vec![0]), (0.65, vec![0, 1]), (0.85, vec![0, 1, 2])];
     for (top_p, want) in cases {
-        let seen = draw(params(|p| { p.temperature = 10.0; p.top_p = top_p; p.seed = 3 }), &l, 4000);
+        let seen = draw(
+            params(|p| {
+                p.temperature = 10.0;
+                p.top_p = top_p;
+                p.seed = 3
+            }),
+            &l,
+            4000,
+        );
         assert_eq!(set(&seen), want.into_iter().collect(), "top_p {top_p}");
     }
     // 0.95 needs part of the tail.
-    let seen = draw(params(|p| { p.temperature = 10.0; p.top_p = 0.95; p.seed = 3 }), &l, 4000);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 10.0;
+            p.top_p = 0.95;
+            p.seed = 3
+        }),
+        &l,
+        4000,
+    );
     assert!(seen.len() > 3 && seen.len() < 103, "{}", seen.len());
 }
 
 #[test]
 fn min_p_drops_tokens_below_min_p_times_the_best() {
     let l = logits_for(&[0.05, 1.0, 0.5, 0.25, 0.1, 0.19, 0.21]);
-    let seen = draw(params(|p| { p.temperature = 20.0; p.min_p = 0.2; p.seed = 5 }), &l, 4000);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 20.0;
+            p.min_p = 0.2;
+            p.seed = 5
+        }),
+        &l,
+        4000,
+    );
     assert_eq!(set(&seen), BTreeSet::from([1, 2, 3, 6]));
-    let seen = draw(params(|p| { p.temperature = 20.0; p.min_p = 1.0; p.seed = 5 }), &l, 500);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 20.0;
+            p.min_p = 1.0;
+            p.seed = 5
+        }),
+        &l,
+        500,
+    );
     assert_eq!(set(&seen), BTreeSet::from([1]));
 }
 
@@ -168,13 +215,27 @@ fn min_p_drops_tokens_below_min_p_times_the_best() {
 fn draws_follow_the_tempered_softmax() {
     let l = logits_for(&[0.5, 0.3, 0.15, 0.05]);
     let n = 40_000;
-    let seen = draw(params(|p| { p.temperature = 1.0; p.seed = 2024 }), &l, n);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 1.0;
+            p.seed = 2024
+        }),
+        &l,
+        n,
+    );
     for (id, want) in [(0u32, 0.5), (1, 0.3), (2, 0.15), (3, 0.05)] {
         let got = seen.get(&id).copied().unwrap_or(0) as f64 / n as f64;
         assert!((got - want).abs() < 0.01, "token {id}: {got} vs {want}");
     }
     // Temperature 0.5 squares the odds: 0.5² : 0.3² : 0.15² : 0.05².
-    let seen = draw(params(|p| { p.temperature = 0.5; p.seed = 2024 }), &l, n);
+    let seen = draw(
+        params(|p| {
+            p.temperature = 0.5;
+            p.seed = 2024
+        }),
+        &l,
+        n,
+    );
     let z = 0.25 + 0.09 + 0.0225 + 0.0025;
     for (id, w) in [(0u32, 0.25), (1, 0.09), (2, 0.0225), (3, 0.0025)] {
         let got = seen.get(&id).copied().unwrap_or(0) as f64 / n as f64;
@@ -184,7 +245,7 @@ fn draws_follow_the_tempered_softmax() {
 
 #[test]
 fn repetition_penalty_divides_positive_and_multiplies_negative_logits() {
-    let p = params(|p| { p.repetition_penalty = 2.0 });
+    let p = params(|p| p.repetition_penalty = 2.0);
     let mut l = vec![4.0, -4.0, 1.0, -1.0, 0.0];
     apply_penalties(&p, &mut l, &[0, 1, 0, 4]);
     assert_eq!(l, vec![2.0, -8.0, 1.0, -1.0, 0.0]);
@@ -192,12 +253,18 @@ fn repetition_penalty_divides_positive_and_multiplies_negative_logits() {
 
 #[test]
 fn presence_and_frequency_penalties_subtract() {
-    let p = params(|p| { p.presence_penalty = 0.5; p.frequency_penalty = 0.25 });
+    let p = params(|p| {
+        p.presence_penalty = 0.5;
+        p.frequency_penalty = 0.25
+    });
     let mut l = vec![1.0; 4];
     apply_penalties(&p, &mut l, &[2, 2, 2, 0]);
     assert_eq!(l, vec![1.0 - 0.5 - 0.25, 1.0, 1.0 - 0.5 - 0.75, 1.0]);
     // Repetition first, then the subtraction (llama.cpp's order).
-    let p = params(|p| { p.repetition_penalty = 2.0; p.presence_penalty = 0.5 });
+    let p = params(|p| {
+        p.repetition_penalty = 2.0;
+        p.presence_penalty = 0.5
+    });
     let mut l = vec![3.0, -3.0];
     apply_penalties(&p, &mut l, &[0, 1]);
     assert_eq!(l, vec![1.0, -6.5]);
@@ -205,12 +272,18 @@ fn presence_and_frequency_penalties_subtract() {
 
 #[test]
 fn penalties_only_look_at_the_last_n_tokens_and_ignore_bad_ids() {
-    let p = params(|p| { p.repetition_penalty = 2.0; p.penalty_last_n = 2 });
+    let p = params(|p| {
+        p.repetition_penalty = 2.0;
+        p.penalty_last_n = 2
+    });
     let mut l = vec![4.0; 4];
     apply_penalties(&p, &mut l, &[0, 1, 2, 3, 3, 99]);
     assert_eq!(l, vec![4.0, 4.0, 4.0, 2.0]);
     // penalty_last_n = 0 turns them off.
-    let p = params(|p| { p.repetition_penalty = 2.0; p.penalty_last_n = 0 });
+    let p = params(|p| {
+        p.repetition_penalty = 2.0;
+        p.penalty_last_n = 0
+    });
     let mut l = vec![4.0; 4];
     apply_penalties(&p, &mut l, &[0, 1, 2, 3]);
     assert_eq!(l, vec![4.0; 4]);
@@ -220,7 +293,7 @@ fn penalties_only_look_at_the_last_n_tokens_and_ignore_bad_ids() {
 fn sampler_applies_penalties_before_choosing() {
     // Greedy would pick 0; the penalty pushes it below token 1.
     let l = [2.0, 1.9, -1.0];
-    let mut s = Sampler::new(params(|p| { p.repetition_penalty = 1.2 }));
+    let mut s = Sampler::new(params(|p| p.repetition_penalty = 1.2));
     assert_eq!(s.sample(&l, &[]), 0);
     assert_eq!(s.sample(&l, &[0]), 1);
     // Negative logits get more negative (dividing would have made 0 win).
@@ -228,18 +301,27 @@ fn sampler_applies_penalties_before_choosing() {
     assert_eq!(s.sample(&l, &[0]), 1);
     // Frequency counts occurrences.
     let l = [1.0, 0.5];
-    let mut s = Sampler::new(params(|p| { p.frequency_penalty = 0.2 }));
+    let mut s = Sampler::new(params(|p| p.frequency_penalty = 0.2));
     assert_eq!(s.sample(&l, &[0, 0]), 0);
     assert_eq!(s.sample(&l, &[0, 0, 0]), 1);
     // And the filters see penalized logits: with top_k = 1 at temperature 1 the penalized best
     // is the only candidate.
-    let mut s = Sampler::new(params(|p| { p.temperature = 1.0; p.top_k = 1; p.presence_penalty = 5.0 }));
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_k = 1;
+        p.presence_penalty = 5.0
+    }));
     assert_eq!(s.sample(&[3.0, 2.0, 0.0], &[0]), 1);
 }
 
 #[test]
 fn odd_logits_do_not_panic() {
-    let mut s = Sampler::new(params(|p| { p.temperature = 1.0; p.top_p = 0.9; p.min_p = 0.1; p.top_k = 5 }));
+    let mut s = Sampler::new(params(|p| {
+        p.temperature = 1.0;
+        p.top_p = 0.9;
+        p.min_p = 0.1;
+        p.top_k = 5
+    }));
     assert_eq!(s.sample(&[], &[]), 0);
     assert_eq!(s.sample(&[f32::NAN, f32::NAN], &[]), 0);
     assert_eq!(s.sample(&[f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY], &[]), 0);
@@ -271,7 +353,14 @@ fn invalid_params_are_errors() {
     }
     for ok in [
         SamplerParams::default(),
-        SamplerParams { temperature: 0.7, top_k: 40, top_p: 1.0, min_p: 1.0, repetition_penalty: 0.5, ..Default::default() },
+        SamplerParams {
+            temperature: 0.7,
+            top_k: 40,
+            top_p: 1.0,
+            min_p: 1.0,
+            repetition_penalty: 0.5,
+            ..Default::default()
+        },
         SamplerParams { presence_penalty: -1.0, frequency_penalty: 2.0, ..Default::default() },
     ] {
         ok.validate().unwrap();

@@ -7,7 +7,7 @@ use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
 use pocketllm::quant::{GgmlType, QuantError};
 use pocketllm::synth::{
-    synth_model, synth_model_with, try_synth_model, SynthArch, SynthConfig, GOLDEN_SEED, LLAMA3_ROPE, SYNTH_TYPES,
+    GOLDEN_SEED, LLAMA3_ROPE, SYNTH_TYPES, SynthArch, SynthConfig, synth_model, synth_model_with, try_synth_model,
 };
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -59,7 +59,11 @@ fn every_golden_matches_the_regenerated_model() {
         assert_eq!(g["architecture"].as_str(), Some(arch.gguf_arch()), "{stem}");
         let bytes = synth_model(arch, ty, seed);
         assert_eq!(bytes.len() as u64, g["model_bytes"].as_u64().unwrap(), "{stem}: size");
-        assert_eq!(hex_sha256(&bytes), g["model_sha256"].as_str().unwrap(), "{stem}: the generator changed; regenerate the goldens (tests/goldens/synth/README.md)");
+        assert_eq!(
+            hex_sha256(&bytes),
+            g["model_sha256"].as_str().unwrap(),
+            "{stem}: the generator changed; regenerate the goldens (tests/goldens/synth/README.md)"
+        );
 
         let gguf = Gguf::parse(&bytes).unwrap_or_else(|e| panic!("{stem}: {e}"));
         assert_eq!(gguf.metadata.get_str("general.architecture"), Some(arch.gguf_arch()));
@@ -75,7 +79,8 @@ fn every_golden_matches_the_regenerated_model() {
         // The logits files are there, whole, and are the ones the JSON describes.
         let rows = g["logits"]["rows"].as_u64().unwrap() as usize;
         let n_vocab = g["logits"]["n_vocab"].as_u64().unwrap() as usize;
-        let seq_rows: usize = g["sequences"].as_array().unwrap().iter().map(|s| s["tokens"].as_array().unwrap().len()).sum();
+        let seq_rows: usize =
+            g["sequences"].as_array().unwrap().iter().map(|s| s["tokens"].as_array().unwrap().len()).sum();
         assert_eq!(rows, seq_rows, "{stem}");
         let logits = std::fs::read(goldens_dir().join(g["logits"]["file"].as_str().unwrap())).unwrap();
         assert_eq!(logits.len(), rows * n_vocab * 4, "{stem}");
@@ -183,7 +188,11 @@ fn llama3_is_a_llama_file_with_rope_freqs() {
     let bytes = synth_model(SynthArch::Llama3, GgmlType::Q4_K, GOLDEN_SEED);
     let g = Gguf::parse(&bytes).unwrap();
     assert_eq!(g.metadata.get_str("general.architecture"), Some("llama"));
-    assert_eq!(g.metadata.get_str("llama.rope.scaling.type"), None, "llama.cpp's converter writes no scaling keys for llama3");
+    assert_eq!(
+        g.metadata.get_str("llama.rope.scaling.type"),
+        None,
+        "llama.cpp's converter writes no scaling keys for llama3"
+    );
     assert!(g.tensor("output.weight").is_some(), "untied");
     assert_eq!(g.metadata.get_usize("llama.attention.head_count"), Some(8));
     assert_eq!(g.metadata.get_usize("llama.attention.head_count_kv"), Some(2), "GQA");

@@ -7,8 +7,19 @@ use pocketllm::gguf::{Gguf, Metadata};
 use pocketllm::tokenizer::{StreamDecoder, Tokenizer, TokenizerError};
 
 const VOCABS: &[&str] = &[
-    "llama-spm", "phi-3", "llama-bpe", "qwen2", "qwen35", "gpt-2", "mpt", "starcoder", "refact", "falcon",
-    "deepseek-llm", "deepseek-coder", "bert-bge",
+    "llama-spm",
+    "phi-3",
+    "llama-bpe",
+    "qwen2",
+    "qwen35",
+    "gpt-2",
+    "mpt",
+    "starcoder",
+    "refact",
+    "falcon",
+    "deepseek-llm",
+    "deepseek-coder",
+    "bert-bge",
 ];
 const SPM: &[&str] = &["llama-spm", "phi-3"];
 
@@ -28,10 +39,7 @@ fn inp_out(name: &str) -> Vec<(String, Vec<u32>)> {
     let out = fixture_text(&format!("tokenizer/ggml-vocab/ggml-vocab-{name}.gguf.out"));
     let mut inputs: Vec<String> = inp.split("\n__ggml_vocab_test__\n").map(String::from).collect();
     assert_eq!(inputs.pop().as_deref(), Some(""), "{name}.inp must end with the separator");
-    let outs: Vec<Vec<u32>> = out
-        .lines()
-        .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
-        .collect();
+    let outs: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
     assert_eq!(inputs.len(), outs.len(), "{name}: .inp and .out disagree on the case count");
     inputs.into_iter().zip(outs).collect()
 }
@@ -100,10 +108,8 @@ fn ggml_vocab_conformance() {
                 if &got == want {
                     pass[k] += 1;
                 } else if first_fail.is_none() {
-                    first_fail = Some(format!(
-                        "tricky {} (add={add} parse={parse}): got {got:?} want {want:?}",
-                        short(&c.text)
-                    ));
+                    first_fail =
+                        Some(format!("tricky {} (add={add} parse={parse}): got {got:?} want {want:?}", short(&c.text)));
                 }
             }
         }
@@ -155,7 +161,10 @@ fn round_trip() {
         let md = metadata(name).unwrap();
         let tok = Tokenizer::from_metadata(&md).unwrap();
         let cleans = !SPM.contains(&name)
-            && !matches!(md.get_str("tokenizer.ggml.pre"), Some("qwen2" | "qwen35" | "deepseek-llm" | "deepseek-coder"));
+            && !matches!(
+                md.get_str("tokenizer.ggml.pre"),
+                Some("qwen2" | "qwen35" | "deepseek-llm" | "deepseek-coder")
+            );
         let ud = user_defined_texts(&md);
         let (mut checked, mut ok) = (0, 0);
         for c in tricky(name) {

@@ -7,9 +7,9 @@
 
 pub mod cpu;
 
+use crate::Result;
 use crate::model::config::RopeConfig;
 use crate::quant::GgmlType;
-use crate::Result;
 
 /// Shape of the attention for one layer.
 #[derive(Clone, Copy, Debug)]
@@ -33,7 +33,14 @@ pub trait Backend {
     fn name(&self) -> &'static str;
 
     /// Takes a tensor of `rows` rows of `cols` values in GGUF layout.
-    fn upload_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self::Weight>;
+    fn upload_weight(
+        &mut self,
+        name: &str,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self::Weight>;
     fn alloc(&mut self, name: &str, len: usize) -> Result<Self::Buffer>;
     fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<Self::KvCache>;
     /// Rope tables are fixed per model: set once at load. `freq_factors` is llama3's `rope_freqs`.

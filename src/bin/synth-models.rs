@@ -12,7 +12,7 @@
 //! its 576-wide rows).
 
 use pocketllm::quant::GgmlType;
-use pocketllm::synth::{synth_model_with, SynthArch, SynthConfig, GOLDEN_SEED, SYNTH_TYPES};
+use pocketllm::synth::{GOLDEN_SEED, SYNTH_TYPES, SynthArch, SynthConfig, synth_model_with};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,9 +43,14 @@ fn run(args: Vec<String>) -> Result<(), String> {
     while let Some(arg) = it.next() {
         let mut value = |what: &str| it.next().ok_or(format!("{arg} needs {what}; {USAGE}"));
         match arg.as_str() {
-            "--seed" => seed = value("an unsigned integer")?.parse().map_err(|_| "--seed needs an unsigned integer".to_string())?,
+            "--seed" => {
+                seed =
+                    value("an unsigned integer")?.parse().map_err(|_| "--seed needs an unsigned integer".to_string())?
+            }
             "--arch" => archs = Some(list(&value("architecture names")?, SynthArch::from_name)?),
-            "--types" => types = Some(list(&value("type names")?, |s| GgmlType::ALL.into_iter().find(|t| t.name() == s))?),
+            "--types" => {
+                types = Some(list(&value("type names")?, |s| GgmlType::ALL.into_iter().find(|t| t.name() == s))?)
+            }
             "--shape" => match value("a shape name")?.as_str() {
                 "smollm2-135m" => shape = Some(("smollm2-135m", SynthConfig::smollm2_135m())),
                 other => return Err(format!("unknown shape {other:?} (known: smollm2-135m)")),
@@ -67,14 +72,29 @@ fn run(args: Vec<String>) -> Result<(), String> {
                 return Err("--shape fixes the architecture; leave out --arch".into());
             }
             let types = types.unwrap_or(vec![GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16]);
-            types.into_iter().map(|ty| Job { stem: format!("{name}-{}", ty.name()), arch: SynthArch::Llama, config: config.clone(), ty }).collect()
+            types
+                .into_iter()
+                .map(|ty| Job {
+                    stem: format!("{name}-{}", ty.name()),
+                    arch: SynthArch::Llama,
+                    config: config.clone(),
+                    ty,
+                })
+                .collect()
         }
         None => {
             let types = types.unwrap_or(SYNTH_TYPES.to_vec());
             let archs = archs.unwrap_or(SynthArch::ALL.to_vec());
             archs
                 .iter()
-                .flat_map(|&arch| types.iter().map(move |&ty| Job { stem: format!("{}-{}", arch.name(), ty.name()), arch, config: arch.config(), ty }))
+                .flat_map(|&arch| {
+                    types.iter().map(move |&ty| Job {
+                        stem: format!("{}-{}", arch.name(), ty.name()),
+                        arch,
+                        config: arch.config(),
+                        ty,
+                    })
+                })
                 .collect()
         }
     };

@@ -10,9 +10,9 @@ mod stream;
 mod value;
 mod writer;
 
-pub use reader::{Gguf, TensorInfo, DEFAULT_ALIGNMENT, GGUF_MAGIC};
+pub use reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC, Gguf, TensorInfo};
 pub use stream::{GgufStream, TensorChunk};
-pub use value::{value_type, Array, Metadata, Value};
+pub use value::{Array, Metadata, Value, value_type};
 pub use writer::GgufWriter;
 
 use crate::quant::QuantError;

@@ -1,7 +1,7 @@
 //! Parsing a GGUF header from bytes, with every count and length checked before it is trusted.
 
-use super::value::{value_type as vt, Array, Metadata, Value};
 use super::GgufError;
+use super::value::{Array, Metadata, Value, value_type as vt};
 use crate::quant::GgmlType;
 use std::collections::HashSet;
 
@@ -91,7 +91,7 @@ impl Gguf {
                     return Err(GgufError::BadMetadata {
                         key: "general.alignment".into(),
                         reason: format!("{v:?} is not a positive power of two"),
-                    })
+                    });
                 }
             },
         };
@@ -283,7 +283,8 @@ impl<'a> Cursor<'a> {
         if dims.iter().any(|&d| d == 0 || d > i64::MAX as u64) {
             return Err(bad(format!("invalid shape {dims:?}")));
         }
-        let n_elements = dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad("shape overflows".into()))?;
+        let n_elements =
+            dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad("shape overflows".into()))?;
         let block = ty.block_size() as u64;
         if dims[0] % block != 0 {
             return Err(bad(format!("row length {} is not a multiple of the {ty} block size {block}", dims[0])));

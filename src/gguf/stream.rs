@@ -31,7 +31,15 @@ pub struct GgufStream {
 impl GgufStream {
     /// `file_len` (a Content-Length) lets counts be checked against the real size.
     pub fn new(file_len: Option<u64>) -> Self {
-        GgufStream { file_len, header_buf: Vec::new(), header_needed: 8, header: None, order: Vec::new(), next: 0, pos: 0 }
+        GgufStream {
+            file_len,
+            header_buf: Vec::new(),
+            header_needed: 8,
+            header: None,
+            order: Vec::new(),
+            next: 0,
+            pos: 0,
+        }
     }
 
     pub fn header(&self) -> Option<&Gguf> {
@@ -113,7 +121,10 @@ impl GgufStream {
     /// Call at the end of the input: an error if the header or any tensor was cut short.
     pub fn finish(&self) -> Result<(), GgufError> {
         match &self.header {
-            None => Err(GgufError::Truncated { offset: self.header_buf.len() as u64, needed: self.header_needed.saturating_sub(self.header_buf.len() as u64).max(1) }),
+            None => Err(GgufError::Truncated {
+                offset: self.header_buf.len() as u64,
+                needed: self.header_needed.saturating_sub(self.header_buf.len() as u64).max(1),
+            }),
             Some(h) if !self.is_complete() => {
                 let end = h.data_end();
                 Err(GgufError::Truncated { offset: self.pos, needed: end.saturating_sub(self.pos).max(1) })

@@ -1,7 +1,7 @@
 //! Writing GGUF files (version 3), for tests and tools that make their own models.
 
-use super::value::{Array, Metadata, Value};
 use super::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC};
+use super::value::{Array, Metadata, Value};
 use crate::quant::GgmlType;
 
 pub struct GgufWriter {
@@ -20,7 +20,12 @@ impl Default for GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter { metadata: Metadata::default(), key_order: Vec::new(), tensors: Vec::new(), alignment: DEFAULT_ALIGNMENT }
+        GgufWriter {
+            metadata: Metadata::default(),
+            key_order: Vec::new(),
+            tensors: Vec::new(),
+            alignment: DEFAULT_ALIGNMENT,
+        }
     }
 
     pub fn set(&mut self, key: &str, value: Value) -> &mut Self {

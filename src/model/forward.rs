@@ -1,6 +1,6 @@
 //! The forward pass, written once against `Backend`, top to bottom like llama2.c's `run.c`.
 
-use super::{Model, LOGIT_ROWS};
+use super::{LOGIT_ROWS, Model};
 use crate::backend::{AttnShape, Backend};
 
 impl<B: Backend> Model<B> {

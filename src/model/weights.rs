@@ -3,7 +3,7 @@
 use super::config::{Arch, Config};
 use crate::backend::Backend;
 use crate::gguf::Gguf;
-use crate::quant::{dequantize_row, GgmlType};
+use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
 
 pub struct LayerWeights<W> {

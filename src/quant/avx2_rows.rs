@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use super::blocks::{as_blocks, BlockQ4_0, BlockQ8_0};
+use super::blocks::{BlockQ4_0, BlockQ8_0, as_blocks};
 
 #[inline]
 #[target_feature(enable = "avx2")]

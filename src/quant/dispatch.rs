@@ -1,17 +1,15 @@
 //! The public entry points: one `match` per operation from `GgmlType` to the format's kernel.
 
 use super::blocks::{as_blocks, as_blocks_mut};
+use super::{GgmlType, QuantError};
 #[cfg(target_arch = "x86_64")]
 use super::{avx2, avx2_rows};
 use super::{float, kquants, kquants_dot as kd, kquants_ref, legacy, legacy_dot as ld};
-use super::{GgmlType, QuantError};
 use GgmlType::*;
 
 /// Checks that `bytes` holds exactly `n` values of `ty`.
 fn check(ty: GgmlType, n: usize, bytes: usize) -> Result<(), QuantError> {
-    let expected = ty
-        .row_bytes(n)
-        .ok_or(QuantError::PartialBlock { ty, n, block: ty.block_size() })?;
+    let expected = ty.row_bytes(n).ok_or(QuantError::PartialBlock { ty, n, block: ty.block_size() })?;
     if bytes != expected {
         return Err(QuantError::WrongLength { ty, expected, got: bytes });
     }

@@ -188,7 +188,12 @@ pub fn dot_q2_k_q8_k_scalar(w: &[BlockQ2_K], a: &[BlockQ8_K]) -> f32 {
 pub fn dot_q3_k_q8_k_scalar(w: &[BlockQ3_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
-        let isum: i32 = (0..QK_K).map(|i| { let (q, sc) = q3k_at(x, i); sc * q * y.qs[i] as i32 }).sum();
+        let isum: i32 = (0..QK_K)
+            .map(|i| {
+                let (q, sc) = q3k_at(x, i);
+                sc * q * y.qs[i] as i32
+            })
+            .sum();
         sumf += (f16_le(x.d) * y.d()) * isum as f32;
     }
     sumf
@@ -225,7 +230,12 @@ pub fn dot_q5_k_q8_k_scalar(w: &[BlockQ5_K], a: &[BlockQ8_K]) -> f32 {
 pub fn dot_q6_k_q8_k_scalar(w: &[BlockQ6_K], a: &[BlockQ8_K]) -> f32 {
     let mut sumf = 0f32;
     for (x, y) in w.iter().zip(a) {
-        let isum: i32 = (0..QK_K).map(|i| { let (q, sc) = q6k_at(x, i); sc * q * y.qs[i] as i32 }).sum();
+        let isum: i32 = (0..QK_K)
+            .map(|i| {
+                let (q, sc) = q6k_at(x, i);
+                sc * q * y.qs[i] as i32
+            })
+            .sum();
         sumf += (f16_le(x.d) * y.d()) * isum as f32;
     }
     sumf

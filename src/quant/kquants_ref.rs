@@ -117,8 +117,16 @@ fn make_q3_quants(nmax: i32, x: &[f32], l_out: &mut [i8]) -> f32 {
 /// Asymmetric quantization `x ≈ scale*l - min` with `l` in 0..=nmax, searching `nstep+1` scales
 /// (ggml's `make_qkx2_quants`). Returns (scale, min) with min >= 0.
 #[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(nmax: i32, x: &[f32], weights: &[f32], l_out: &mut [u8], rmin: f32, rdelta: f32,
-                    nstep: i32, use_mad: bool) -> (f32, f32) {
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    l_out: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
     let n = x.len();
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = weights[0];
@@ -211,8 +219,7 @@ pub fn quantize_q2_k(src: &[f32], dst: &mut [BlockQ2_K]) {
             for (wi, v) in w.iter_mut().zip(xs) {
                 *wi = v.abs();
             }
-            (scales[j], mins[j]) =
-                make_qkx2_quants(3, xs, &w, &mut l[16 * j..16 * j + 16], -0.5, 0.1, 15, true);
+            (scales[j], mins[j]) = make_qkx2_quants(3, xs, &w, &mut l[16 * j..16 * j + 16], -0.5, 0.1, 15, true);
             max_scale = if scales[j] > max_scale { scales[j] } else { max_scale };
             max_min = if mins[j] > max_min { mins[j] } else { max_min };
         }
@@ -304,8 +311,16 @@ pub fn quantize_q3_k(src: &[f32], dst: &mut [BlockQ3_K]) {
 /// The shared part of Q4_K and Q5_K: per 32-value sub-block scales and mins from
 /// `make_qkx2_quants`, packed to 6 bits, then the levels recomputed from the packed scales.
 #[allow(clippy::too_many_arguments)]
-fn quantize_k_sub32(x: &[f32], nmax: i32, rmin: f32, nstep: i32, d_out: &mut [u8; 2],
-                    dmin_out: &mut [u8; 2], packed: &mut [u8; K_SCALE_SIZE], l: &mut [u8; QK_K]) {
+fn quantize_k_sub32(
+    x: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+    d_out: &mut [u8; 2],
+    dmin_out: &mut [u8; 2],
+    packed: &mut [u8; K_SCALE_SIZE],
+    l: &mut [u8; QK_K],
+) {
     let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
     let (mut max_scale, mut max_min) = (0f32, 0f32);
     for j in 0..8 {
@@ -316,8 +331,7 @@ fn quantize_k_sub32(x: &[f32], nmax: i32, rmin: f32, nstep: i32, d_out: &mut [u8
         for (wi, v) in w.iter_mut().zip(xs) {
             *wi = av_x + v.abs();
         }
-        (scales[j], mins[j]) =
-            make_qkx2_quants(nmax, xs, &w, &mut l[32 * j..32 * j + 32], rmin, 0.1, nstep, false);
+        (scales[j], mins[j]) = make_qkx2_quants(nmax, xs, &w, &mut l[32 * j..32 * j + 32], rmin, 0.1, nstep, false);
         max_scale = if scales[j] > max_scale { scales[j] } else { max_scale };
         max_min = if mins[j] > max_min { mins[j] } else { max_min };
     }

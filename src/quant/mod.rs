@@ -44,7 +44,7 @@ pub use dispatch::{
     check_vec_dot, dequantize_row, matvec, quantize_row, quantize_row_cpu, vec_dot, vec_dot_portable, vec_dot_scalar,
     vec_dot_type,
 };
-pub use types::{ggml_type_name, GgmlType, QK_K};
+pub use types::{GgmlType, QK_K, ggml_type_name};
 
 use thiserror::Error;
 

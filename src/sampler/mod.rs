@@ -70,7 +70,10 @@ impl SamplerParams {
             return bad(format!("min_p must be in [0, 1] (0 = off), got {}", self.min_p));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return bad(format!("repetition_penalty must be a finite number > 0 (1 = off), got {}", self.repetition_penalty));
+            return bad(format!(
+                "repetition_penalty must be a finite number > 0 (1 = off), got {}",
+                self.repetition_penalty
+            ));
         }
         if !self.presence_penalty.is_finite() || !self.frequency_penalty.is_finite() {
             return bad(format!(
@@ -142,7 +145,14 @@ impl Sampler {
     /// ones. Out-of-range values are read leniently: negative temperature is greedy, `top_p`
     /// outside (0, 1) and `min_p <= 0` are off.
     pub fn new(params: SamplerParams) -> Self {
-        Sampler { rng: Rng::new(params.seed), params, cands: Vec::new(), penalized: Vec::new(), weights: Vec::new(), window: Vec::new() }
+        Sampler {
+            rng: Rng::new(params.seed),
+            params,
+            cands: Vec::new(),
+            penalized: Vec::new(),
+            weights: Vec::new(),
+            window: Vec::new(),
+        }
     }
 
     pub fn params(&self) -> &SamplerParams {
@@ -166,7 +176,8 @@ impl Sampler {
         self.penalized.extend_from_slice(logits);
         penalize(&p, &mut self.penalized, history, &mut self.window);
         self.cands.clear();
-        self.cands.extend(self.penalized.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }));
+        self.cands
+            .extend(self.penalized.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }));
         let greedy = p.temperature.is_nan() || p.temperature <= 0.0 || p.top_k == 1;
         if greedy {
             // Every filter keeps the most likely token, and temperature 0 keeps only it.

@@ -163,22 +163,15 @@ impl SynthArch {
         };
         match self {
             SynthArch::Llama => base,
-            SynthArch::Qwen2 => SynthConfig { rope_base: 1e6, rms_eps: 1e-6, qkv_bias: true, tied_output: true, ..base },
-            SynthArch::Qwen3 => SynthConfig {
-                head_dim: 128,
-                rope_base: 1e6,
-                rms_eps: 1e-6,
-                qk_norm: true,
-                tied_output: true,
-                ..base
-            },
-            SynthArch::Llama3 => SynthConfig {
-                n_head: 8,
-                ffn: 768,
-                rope_base: 500000.0,
-                llama3_rope: Some(LLAMA3_ROPE),
-                ..base
-            },
+            SynthArch::Qwen2 => {
+                SynthConfig { rope_base: 1e6, rms_eps: 1e-6, qkv_bias: true, tied_output: true, ..base }
+            }
+            SynthArch::Qwen3 => {
+                SynthConfig { head_dim: 128, rope_base: 1e6, rms_eps: 1e-6, qk_norm: true, tied_output: true, ..base }
+            }
+            SynthArch::Llama3 => {
+                SynthConfig { n_head: 8, ffn: 768, rope_base: 500000.0, llama3_rope: Some(LLAMA3_ROPE), ..base }
+            }
         }
     }
 }
@@ -197,7 +190,12 @@ pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u
 /// type (Q8_1, Q8_K). Panics if the config itself is inconsistent (a vocabulary of 259 tokens or
 /// fewer, heads that do not share KV heads evenly): a programming error, not input.
 pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u64) -> Result<Vec<u8>, QuantError> {
-    assert!(c.n_head_kv > 0 && c.n_head.is_multiple_of(c.n_head_kv), "{} heads cannot share {} KV heads", c.n_head, c.n_head_kv);
+    assert!(
+        c.n_head_kv > 0 && c.n_head.is_multiple_of(c.n_head_kv),
+        "{} heads cannot share {} KV heads",
+        c.n_head,
+        c.n_head_kv
+    );
     let a = arch.gguf_arch();
     let mut w = GgufWriter::new();
     let u32v = |x: usize| Value::U32(x as u32);

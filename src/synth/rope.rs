@@ -15,7 +15,8 @@ pub struct Llama3Rope {
 
 impl Llama3Rope {
     /// Llama 3.1 / 3.2's `rope_scaling`.
-    pub const LLAMA_3_1: Llama3Rope = Llama3Rope { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_context: 8192 };
+    pub const LLAMA_3_1: Llama3Rope =
+        Llama3Rope { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_context: 8192 };
 
     /// The `rope_freqs.weight` values for `n_rot` rotated dimensions and base `theta`.
     ///
@@ -42,7 +43,8 @@ impl Llama3Rope {
                 } else if wavelen > low_freq_wavelen {
                     self.factor
                 } else {
-                    let smooth = (orig / wavelen - self.low_freq_factor) / (self.high_freq_factor - self.low_freq_factor);
+                    let smooth =
+                        (orig / wavelen - self.low_freq_factor) / (self.high_freq_factor - self.low_freq_factor);
                     1.0 / ((1.0 - smooth) / self.factor + smooth)
                 };
                 divisor as f32

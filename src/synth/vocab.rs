@@ -16,7 +16,12 @@ pub const MAX_PIECES: usize = 1 + 26 + 26 + 26usize.pow(2) * 2 + 26usize.pow(3) 
 /// Panics unless `N_SPECIAL < n <= N_SPECIAL + MAX_PIECES` (a programming error in a
 /// [`super::SynthConfig`], not input).
 pub fn add_vocab(w: &mut GgufWriter, n: usize) {
-    assert!(n > N_SPECIAL && n - N_SPECIAL <= MAX_PIECES, "a synthetic vocabulary has {} to {} tokens, not {n}", N_SPECIAL + 1, N_SPECIAL + MAX_PIECES);
+    assert!(
+        n > N_SPECIAL && n - N_SPECIAL <= MAX_PIECES,
+        "a synthetic vocabulary has {} to {} tokens, not {n}",
+        N_SPECIAL + 1,
+        N_SPECIAL + MAX_PIECES
+    );
     const UNKNOWN: i32 = 2;
     const CONTROL: i32 = 3;
     const NORMAL: i32 = 1;

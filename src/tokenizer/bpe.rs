@@ -5,9 +5,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::TokenizerError;
 use super::unicode;
 use super::vocab::Vocab;
-use super::TokenizerError;
 
 /// Merge ranks keyed by the merge line itself (`"left right"`): tokens of a byte-level
 /// vocabulary never contain a space, so the line is an unambiguous pair key and lookups need no

@@ -1,9 +1,9 @@
 //! Ids back to bytes: llama.cpp's `token_to_piece` and `detokenize` (leading-space removal for
 //! SentencePiece, `clean_spaces` for most BPE vocabularies).
 
-use super::unicode;
-use super::vocab::{Kind, ATTR_BYTE, ATTR_CONTROL, ATTR_NORMAL, ATTR_UNKNOWN, ATTR_USER_DEFINED};
 use super::Tokenizer;
+use super::unicode;
+use super::vocab::{ATTR_BYTE, ATTR_CONTROL, ATTR_NORMAL, ATTR_UNKNOWN, ATTR_USER_DEFINED, Kind};
 
 impl Tokenizer {
     /// Bytes of one token as llama.cpp's `token_to_piece` renders it. Control and unknown

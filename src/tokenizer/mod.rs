@@ -21,7 +21,7 @@ pub use stream::StreamDecoder;
 use thiserror::Error;
 
 use crate::gguf::Metadata;
-use vocab::{Kind, Vocab, ATTR_CONTROL, ATTR_LSTRIP, ATTR_RSTRIP, ATTR_UNKNOWN};
+use vocab::{ATTR_CONTROL, ATTR_LSTRIP, ATTR_RSTRIP, ATTR_UNKNOWN, Kind, Vocab};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum TokenizerError {

@@ -8,8 +8,8 @@
 //! category (so `\p{L}` means "ASCII letter or the letter marker"); without one, the text is
 //! used as is, non-ASCII whitespace replaced by `\v`.
 
-use super::unicode::{self, ACCENT_MARK, LETTER, NUMBER, PUNCTUATION, SYMBOL, WHITESPACE};
 use super::TokenizerError;
+use super::unicode::{self, ACCENT_MARK, LETTER, NUMBER, PUNCTUATION, SYMBOL, WHITESPACE};
 
 pub const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
 pub const LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -23,25 +23,20 @@ const CJK_RUN: &str = "[一-龥ࠀ-一가-퟿]+";
 /// (unknown values fall back to llama.cpp's default list).
 pub fn patterns_for(pre: &str) -> (Vec<&'static str>, bool) {
     let v = match pre {
-        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
-        | "dbrx" | "smaug-bpe" | "glm4" | "chatglm-bpe" => vec![LLAMA3],
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2" | "dbrx"
+        | "smaug-bpe" | "glm4" | "chatglm-bpe" => vec![LLAMA3],
         "qwen2" | "deepseek-r1-qwen" | "kormo" | "megrez" | "stablelm2" | "hunyuan" | "solar-open" => vec![QWEN2],
         "qwen35" => vec![QWEN35],
-        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0"
-        | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4"
-        | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" => vec![GPT2],
+        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0" | "mellum"
+        | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion" | "granite-docling" | "exaone4" | "jina-v1-en"
+        | "jina-v2-code" | "roberta-bpe" => vec![GPT2],
         "starcoder" | "refact" | "command-r" | "smollm" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
             vec![r"\p{N}", GPT2]
         }
         "falcon" => vec![r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"],
-        "deepseek-llm" => vec![
-            "[\r\n]",
-            DEEPSEEK_LLM_LETTERS,
-            "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
-            "\\s+$",
-            CJK_RUN,
-            r"\p{N}+",
-        ],
+        "deepseek-llm" => {
+            vec!["[\r\n]", DEEPSEEK_LLM_LETTERS, "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", CJK_RUN, r"\p{N}+"]
+        }
         "deepseek-coder" => vec!["[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", CJK_RUN, r"\p{N}"],
         "default" => return (default_patterns(), true),
         _ => return (default_patterns(), false),

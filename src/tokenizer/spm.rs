@@ -44,7 +44,8 @@ impl Ord for Bigram {
 pub fn byte_tokens(v: &Vocab) -> [Option<u32>; 256] {
     let mut t = [None; 256];
     for (b, slot) in t.iter_mut().enumerate() {
-        *slot = v.id(&format!("<0x{b:02X}>")).or_else(|| if b < 128 { v.id(&(b as u8 as char).to_string()) } else { None });
+        *slot =
+            v.id(&format!("<0x{b:02X}>")).or_else(|| if b < 128 { v.id(&(b as u8 as char).to_string()) } else { None });
     }
     t
 }

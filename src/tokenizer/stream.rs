@@ -5,8 +5,8 @@
 //! and (for vocabularies with llama.cpp's `clean_spaces`) the last few bytes when they contain a
 //! space or apostrophe, since a later character can still delete that space.
 
-use super::decode::clean_spaces;
 use super::Tokenizer;
+use super::decode::clean_spaces;
 
 #[derive(Debug, Clone)]
 pub struct StreamDecoder {

@@ -23,14 +23,9 @@ struct Tables {
 
 fn class_ranges(pattern: &str) -> Vec<(u32, u32)> {
     use regex_syntax::hir::{Class, HirKind};
-    let hir = regex_syntax::ParserBuilder::new()
-        .build()
-        .parse(pattern)
-        .expect("built-in Unicode class pattern");
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).expect("built-in Unicode class pattern");
     match hir.kind() {
-        HirKind::Class(Class::Unicode(c)) => {
-            c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect()
-        }
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().map(|r| (r.start() as u32, r.end() as u32)).collect(),
         _ => Vec::new(),
     }
 }
@@ -77,11 +72,7 @@ fn ws_flag(cpt: u32) -> u8 {
 pub fn flags(c: char) -> u8 {
     let t = tables();
     let cpt = c as u32;
-    if cpt < 128 {
-        t.ascii[cpt as usize]
-    } else {
-        lookup(&t.ranges, cpt) | ws_flag(cpt)
-    }
+    if cpt < 128 { t.ascii[cpt as usize] } else { lookup(&t.ranges, cpt) | ws_flag(cpt) }
 }
 
 /// GPT-2's reversible byte -> printable code point mapping.

@@ -105,11 +105,14 @@ impl Vocab {
             add_space_prefix = v;
         }
 
-        let tokens = md.get_str_array("tokenizer.ggml.tokens").ok_or(TokenizerError::MissingKey("tokenizer.ggml.tokens"))?;
+        let tokens =
+            md.get_str_array("tokenizer.ggml.tokens").ok_or(TokenizerError::MissingKey("tokenizer.ggml.tokens"))?;
         let n = tokens.len();
         let scores: Vec<f32> = match md.get_array("tokenizer.ggml.scores") {
             Some(a) => {
-                let v = a.to_f32_vec().ok_or_else(|| TokenizerError::Invalid("tokenizer.ggml.scores is not numeric".into()))?;
+                let v = a
+                    .to_f32_vec()
+                    .ok_or_else(|| TokenizerError::Invalid("tokenizer.ggml.scores is not numeric".into()))?;
                 if v.len() < n {
                     return Err(TokenizerError::Invalid(format!("{} scores for {n} tokens", v.len())));
                 }
@@ -119,7 +122,9 @@ impl Vocab {
         };
         let attrs: Vec<u32> = match md.get_array("tokenizer.ggml.token_type") {
             Some(a) => {
-                let v = a.to_i64_vec().ok_or_else(|| TokenizerError::Invalid("tokenizer.ggml.token_type is not integer".into()))?;
+                let v = a
+                    .to_i64_vec()
+                    .ok_or_else(|| TokenizerError::Invalid("tokenizer.ggml.token_type is not integer".into()))?;
                 if v.len() < n {
                     return Err(TokenizerError::Invalid(format!("{} token types for {n} tokens", v.len())));
                 }
@@ -198,21 +203,76 @@ impl Vocab {
         // Text-based detection of special tokens (llama.cpp scans its token map; where several
         // candidates exist we take the lowest id, so the choice is deterministic).
         const EOT: &[&str] = &[
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>",
-            "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|end_of_text|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "<｜end▁of▁sentence｜>",
+            "<end_of_utterance>",
         ];
         const FIM: [&[&str]; 6] = [
-            &["<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>", "<|code_prefix|>", "<|prefix|>"],
-            &["<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>", "<|code_suffix|>", "<|suffix|>"],
-            &["<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>", "<|code_middle|>", "<|middle|>"],
+            &[
+                "<|fim_prefix|>",
+                "<fim-prefix>",
+                "<fim_prefix>",
+                "<｜fim▁begin｜>",
+                "<PRE>",
+                "▁<PRE>",
+                "<|code_prefix|>",
+                "<|prefix|>",
+            ],
+            &[
+                "<|fim_suffix|>",
+                "<fim-suffix>",
+                "<fim_suffix>",
+                "<｜fim▁hole｜>",
+                "<SUF>",
+                "▁<SUF>",
+                "<|code_suffix|>",
+                "<|suffix|>",
+            ],
+            &[
+                "<|fim_middle|>",
+                "<fim-middle>",
+                "<fim_middle>",
+                "<｜fim▁end｜>",
+                "<MID>",
+                "▁<MID>",
+                "<|code_middle|>",
+                "<|middle|>",
+            ],
             &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"],
             &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"],
             &["<|file_sep|>"],
         ];
         const EOG: &[&str] = &[
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>",
-            "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>",
-            "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<|return|>",
+            "<|call|>",
+            "<|flush|>",
+            "<|calls|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "</s>",
+            "<|eom_id|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "[EOS]",
+            "<|end_of_text|>",
+            "<end_of_utterance>",
+            "<eos>",
+            "<turn|>",
+            "<|tool_response>",
+            "<｜end▁of▁sentence｜>",
+            "[e~[",
         ];
         if eot.is_none() {
             eot = v.first_of(EOT);

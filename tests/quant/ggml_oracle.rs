@@ -77,4 +77,3 @@ fn vec_dot_tracks_ggml_library() {
     }
     eprintln!("{bit_equal}/{total} dots bit-identical to ggml's SIMD kernels, the rest within tolerance");
 }
-

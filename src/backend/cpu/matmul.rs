@@ -1,8 +1,8 @@
 //! Quantized matrix multiplication the way ggml's CPU backend does it: each activation row is
 //! quantized once to the weight type's `vec_dot_type`, then every weight row is dotted with it.
 
-use crate::quant::{matvec, quantize_row_cpu, vec_dot_type, GgmlType};
 use super::CpuWeight;
+use crate::quant::{GgmlType, matvec, quantize_row_cpu, vec_dot_type};
 use rayon::prelude::*;
 
 /// Rows handed to one thread at a time: big enough to amortise scheduling, small enough to
@@ -27,7 +27,14 @@ pub fn quantize_acts(ty: GgmlType, x: &[f32], n: usize, cols: usize, acts: &mut 
 }
 
 /// out[t][r] = w[r] · acts[t] for t < n, splitting weight rows over the pool's threads.
-pub fn matmul(pool: &rayon::ThreadPool, weight: &CpuWeight, acts: &QuantizedActs, n: usize, tmp: &mut Vec<f32>, out: &mut [f32]) {
+pub fn matmul(
+    pool: &rayon::ThreadPool,
+    weight: &CpuWeight,
+    acts: &QuantizedActs,
+    n: usize,
+    tmp: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     let (ty, w, rows, cols) = (weight.ty, &weight.bytes[..], weight.rows, weight.cols);
     let w_row_bytes = w.len() / rows;
     let act = |t: usize| &acts.bytes[t * acts.row_bytes..(t + 1) * acts.row_bytes];
@@ -52,9 +59,7 @@ pub fn matmul(pool: &rayon::ThreadPool, weight: &CpuWeight, acts: &QuantizedActs
         return;
     }
     tmp.resize(rows * n, 0.0);
-    pool.install(|| {
-        tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst))
-    });
+    pool.install(|| tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst)));
     for (c, chunk) in tmp.chunks(ROWS_PER_TASK * n).enumerate() {
         let len = chunk.len() / n;
         for t in 0..n {

@@ -3,11 +3,11 @@
 mod kernels;
 mod matmul;
 
-pub use kernels::{dot_f32, rms_norm, softmax_scaled, RopeTable};
+pub use kernels::{RopeTable, dot_f32, rms_norm, softmax_scaled};
 
 use super::{AttnShape, Backend};
 use crate::model::config::RopeConfig;
-use crate::quant::{dequantize_row, GgmlType};
+use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
 use matmul::QuantizedActs;
 

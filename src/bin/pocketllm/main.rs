@@ -3,13 +3,13 @@
 mod args;
 
 use args::Args;
-use pocketllm::backend::{cpu::CpuBackend, Backend};
-use pocketllm::generate::{generate, GenerateParams};
+use pocketllm::Error;
+use pocketllm::backend::{Backend, cpu::CpuBackend};
+use pocketllm::generate::{GenerateParams, generate};
 use pocketllm::gguf::Gguf;
-use pocketllm::model::{config::Config, weights, Logits, Model, ModelOptions};
+use pocketllm::model::{Logits, Model, ModelOptions, config::Config, weights};
 use pocketllm::sampler::SamplerParams;
 use pocketllm::tokenizer::Tokenizer;
-use pocketllm::Error;
 use serde_json::json;
 use std::io::Write;
 use std::time::Instant;
@@ -79,8 +79,21 @@ fn run_command(a: &Args) -> CliResult {
         "detokenize" => &["model", "tokens"],
         "logits" => &["model", "tokens", "out", "backend", "threads", "ctx"],
         "run" => &[
-            "model", "prompt", "max-tokens", "temperature", "top-k", "top-p", "min-p", "repeat-penalty",
-            "presence-penalty", "frequency-penalty", "seed", "backend", "no-bos", "ctx", "threads",
+            "model",
+            "prompt",
+            "max-tokens",
+            "temperature",
+            "top-k",
+            "top-p",
+            "min-p",
+            "repeat-penalty",
+            "presence-penalty",
+            "frequency-penalty",
+            "seed",
+            "backend",
+            "no-bos",
+            "ctx",
+            "threads",
         ],
         "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx"],
         "help" | "--help" => {
@@ -120,7 +133,12 @@ fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
     match a.str("backend").unwrap_or("auto") {
         "cpu" => {}
         "auto" => eprintln!("backend: cpu (auto: this build has no GPU backend yet)"),
-        "gpu" => return Err(Error::InvalidArgument("the GPU backend is not part of this build yet; use --backend cpu".into()).into()),
+        "gpu" => {
+            return Err(Error::InvalidArgument(
+                "the GPU backend is not part of this build yet; use --backend cpu".into(),
+            )
+            .into());
+        }
         other => return Err(format!("--backend must be cpu, gpu or auto, not {other:?}").into()),
     }
     Ok(CpuBackend::new(a.num("threads", 0)?)?)
@@ -143,7 +161,8 @@ fn info(a: &Args) -> CliResult {
     let l = read_model(a)?;
     let md = &l.gguf.metadata;
     let (params, by_type) = weights::tensor_summary(&l.gguf);
-    let types: serde_json::Map<String, serde_json::Value> = by_type.iter().map(|(t, n)| (t.name().to_string(), json!(n))).collect();
+    let types: serde_json::Map<String, serde_json::Value> =
+        by_type.iter().map(|(t, n)| (t.name().to_string(), json!(n))).collect();
     let arch = md.get_str("general.architecture").unwrap_or("unknown");
     let config = weights::vocab_size(&l.gguf).and_then(|n| Config::from_metadata(md, n));
     let vocab = md.get_str_array("tokenizer.ggml.tokens").map(|t| t.len()).or(config.as_ref().ok().map(|c| c.n_vocab));
@@ -221,7 +240,8 @@ fn sampler_params(a: &Args) -> Result<SamplerParams, CliError> {
 fn run(a: &Args) -> CliResult {
     let l = read_model(a)?;
     let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
-    let params = GenerateParams { max_tokens: a.num("max-tokens", 128)?, sampler: sampler_params(a)?, ignore_eos: false };
+    let params =
+        GenerateParams { max_tokens: a.num("max-tokens", 128)?, sampler: sampler_params(a)?, ignore_eos: false };
     params.sampler.validate()?;
     let (mut model, load_ms) = load_model(a, &l)?;
     let prompt = tok.encode(a.required("prompt")?, !a.has("no-bos"), true);
