@@ -46,6 +46,15 @@ fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// One golden token sequence: its logits start at `row_offset` in the logits file, and
+/// `greedy` continues it with the top-1/top-2 `margins` at each step.
+struct Sequence {
+    tokens: Vec<u32>,
+    row_offset: usize,
+    greedy: Vec<u32>,
+    margins: Vec<f32>,
+}
+
 struct Fixture {
     rel: String,
     json: Json,
@@ -100,7 +109,7 @@ impl Fixture {
         }
     }
 
-    fn sequences(&self) -> Vec<(Vec<u32>, usize, Vec<u32>, Vec<f32>)> {
+    fn sequences(&self) -> Vec<Sequence> {
         let ids = |v: &Json| v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect::<Vec<_>>();
         self.json["sequences"]
             .as_array()
@@ -113,12 +122,12 @@ impl Fixture {
                     .iter()
                     .map(|m| m.as_f64().unwrap() as f32)
                     .collect();
-                (
-                    ids(&s["tokens"]),
-                    s["logits_row_offset"].as_u64().unwrap() as usize,
-                    ids(&s["greedy"]["tokens"]),
+                Sequence {
+                    tokens: ids(&s["tokens"]),
+                    row_offset: s["logits_row_offset"].as_u64().unwrap() as usize,
+                    greedy: ids(&s["greedy"]["tokens"]),
                     margins,
-                )
+                }
             })
             .collect()
     }
@@ -128,9 +137,9 @@ fn check_logits(fx: &Fixture) {
     let Some(mut model) = fx.model() else { return };
     let n_vocab = model.n_vocab();
     let mut worst = 0f32;
-    for (tokens, offset, _, _) in fx.sequences() {
+    for Sequence { tokens, row_offset, .. } in fx.sequences() {
         let ours = model.forward(&tokens, 0, Logits::All).unwrap();
-        let theirs = &fx.logits[offset * n_vocab..(offset + tokens.len()) * n_vocab];
+        let theirs = &fx.logits[row_offset * n_vocab..(row_offset + tokens.len()) * n_vocab];
         assert_eq!(ours.len(), theirs.len());
         for (i, (&a, &b)) in ours.iter().zip(theirs).enumerate() {
             let d = (a - b).abs();
@@ -149,21 +158,23 @@ fn check_logits(fx: &Fixture) {
 
 /// Greedy steps one token at a time after a batched prompt; equal to llama.cpp's until the
 /// first step whose top-2 margin is within the tolerance (a near-tie may legitimately flip).
-fn check_greedy(fx: &Fixture) {
-    let Some(mut model) = fx.model() else { return };
-    for (tokens, _, expected, margins) in fx.sequences() {
+/// Returns how many steps were compared.
+fn check_greedy(fx: &Fixture) -> usize {
+    let Some(mut model) = fx.model() else { return 0 };
+    let mut compared = 0;
+    for Sequence { tokens, greedy, margins, .. } in fx.sequences() {
         let mut logits = model.forward(&tokens, 0, Logits::Last).unwrap();
-        let mut pos = tokens.len();
-        for (step, (&want, &margin)) in expected.iter().zip(&margins).enumerate() {
+        for (step, (&want, &margin)) in greedy.iter().zip(&margins).enumerate() {
             if margin <= 2.0 * tolerance(fx.quant(), fx.is_stories(), 0.0) {
                 break;
             }
             let got = argmax(&logits);
             assert_eq!(got, want, "{}: greedy step {step} after {tokens:?}", fx.rel);
-            logits = model.forward(&[got], pos, Logits::Last).unwrap();
-            pos += 1;
+            compared += 1;
+            logits = model.forward(&[got], tokens.len() + step, Logits::Last).unwrap();
         }
     }
+    compared
 }
 
 fn synth_goldens() -> Vec<Fixture> {
@@ -187,9 +198,12 @@ fn logits_match_llama_cpp_on_synthetic_models() {
 
 #[test]
 fn greedy_matches_llama_cpp_on_synthetic_models() {
-    for fx in synth_goldens() {
-        check_greedy(&fx);
-    }
+    let fixtures = synth_goldens();
+    let compared: usize = fixtures.iter().map(check_greedy).sum();
+    // Of 52 models x 2 sequences x 16 steps, random weights give many near-ties that end a
+    // comparison early: 352 steps are decisive. The floor guards against comparing nothing.
+    eprintln!("greedy steps compared: {compared}");
+    assert!(compared >= 300, "only {compared} greedy steps were decisive enough to compare");
 }
 
 #[test]
@@ -201,9 +215,10 @@ fn logits_match_llama_cpp_on_every_fixture() {
 
 #[test]
 fn greedy_continuations_match_llama_cpp() {
-    for rel in common::fixture_models() {
-        check_greedy(&Fixture::load(&rel));
-    }
+    let compared: usize = common::fixture_models().iter().map(|rel| check_greedy(&Fixture::load(rel))).sum();
+    eprintln!("greedy steps compared: {compared}");
+    // 608 decisive steps measured over the fixture models.
+    assert!(compared >= 500 || common::fixtures().is_none(), "only {compared} greedy steps compared");
 }
 
 /// stories260K's 64-token story for "Once upon a time", token for token.

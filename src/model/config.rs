@@ -99,7 +99,7 @@ impl Config {
         let head_dim = md.get_usize(&key("attention.key_length")).unwrap_or(n_embd / n_head);
         let head_dim_v = md.get_usize(&key("attention.value_length")).unwrap_or(head_dim);
         let n_rot = md.get_usize(&key("rope.dimension_count")).unwrap_or(head_dim);
-        if head_dim == 0 || n_rot > head_dim || n_rot % 2 != 0 || head_dim_v == 0 {
+        if head_dim == 0 || n_rot > head_dim || !n_rot.is_multiple_of(2) || head_dim_v == 0 {
             return Err(Error::InvalidModel(format!("bad head geometry: head_dim {head_dim}, rope dims {n_rot}")));
         }
         let scaling_type = md.get_str(&key("rope.scaling.type")).unwrap_or("none");

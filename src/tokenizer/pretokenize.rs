@@ -101,9 +101,9 @@ fn collapse_pattern(p: &str) -> String {
             i += 1;
             continue;
         }
-        if p[i..].starts_with(r"\p{") {
-            if let Some(close) = p[i..].find('}') {
-                if let Some(body) = category_class(&p[i..i + close + 1]) {
+        if p[i..].starts_with(r"\p{")
+            && let Some(close) = p[i..].find('}')
+                && let Some(body) = category_class(&p[i..i + close + 1]) {
                     if !inside {
                         out.push('[');
                     }
@@ -114,8 +114,6 @@ fn collapse_pattern(p: &str) -> String {
                     i += close + 1;
                     continue;
                 }
-            }
-        }
         out.push(b[i] as char);
         i += 1;
     }

@@ -309,17 +309,16 @@ impl Vocab {
         let has = |eog: &HashSet<u32>, t: &str| v.token_to_id.get(t).is_some_and(|id| eog.contains(id));
         if let Some(&end) = v.token_to_id.get("<|end|>") {
             let call = has(&eog, "<|call|>") || has(&eog, "<|calls|>");
-            if eog.contains(&end) && ((has(&eog, "<|return|>") && call) || (call && has(&eog, "<|flush|>"))) {
+            if eog.contains(&end) && call && (has(&eog, "<|return|>") || has(&eog, "<|flush|>")) {
                 eog.remove(&end);
                 v.attrs[end as usize] = ATTR_USER_DEFINED;
             }
         }
-        if let Some(&s) = v.token_to_id.get("</s>") {
-            if eog.contains(&s) && has(&eog, "<|tool_response>") {
+        if let Some(&s) = v.token_to_id.get("</s>")
+            && eog.contains(&s) && has(&eog, "<|tool_response>") {
                 eog.remove(&s);
                 v.attrs[s as usize] = ATTR_NORMAL;
             }
-        }
         v.eog = eog;
         v.eot = eot;
         v.eom = eom;
