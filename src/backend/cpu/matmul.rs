@@ -5,9 +5,12 @@ use super::CpuWeight;
 use crate::quant::{GgmlType, matvec, quantize_row_cpu, vec_dot_type};
 use rayon::prelude::*;
 
-/// Rows handed to one thread at a time: big enough to amortise scheduling, small enough to
-/// balance 2-16 threads on matrices of a few hundred rows.
+/// Rows per task during prompt processing: a chunk's weights (16 rows) stay in L1 while every
+/// token of the batch passes over them.
 const ROWS_PER_TASK: usize = 16;
+/// Tasks per thread for one decode matrix-vector product: each task costs a few microseconds of
+/// scheduling, so a decode step (7 matmuls per layer) uses few, large ones.
+const DECODE_TASKS_PER_THREAD: usize = 2;
 
 pub struct QuantizedActs {
     pub bytes: Vec<u8>,
@@ -49,10 +52,11 @@ pub fn matmul(
     };
     if n == 1 {
         // Decode: out is already [rows].
-        if pool.current_num_threads() > 1 {
-            pool.install(|| {
-                out[..rows].par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst))
-            });
+        let threads = pool.current_num_threads();
+        if threads > 1 {
+            // Multiples of 4 rows keep the 4-row kernels on their fast path.
+            let per_task = rows.div_ceil(threads * DECODE_TASKS_PER_THREAD).next_multiple_of(4);
+            pool.install(|| out[..rows].par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| run(c * per_task, dst)));
         } else {
             run(0, &mut out[..rows]);
         }

@@ -141,7 +141,14 @@ fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
         }
         other => return Err(format!("--backend must be cpu, gpu or auto, not {other:?}").into()),
     }
-    Ok(CpuBackend::new(a.num("threads", 0)?)?)
+    // One thread by default: rayon wakes its workers for every matmul, and on small models that
+    // costs more than the second core gains during decoding (see the README's performance
+    // section). `--threads N` opts in; a spinning pool is the SIMD/threads issue's job.
+    let threads: usize = a.num("threads", 1)?;
+    if threads == 0 {
+        return Err("--threads must be at least 1".to_string().into());
+    }
+    Ok(CpuBackend::new(threads)?)
 }
 
 fn load_model(a: &Args, l: &Loaded) -> Result<(Model<CpuBackend>, f64), CliError> {
