@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+pub use crate::chat::ChatError;
 pub use crate::gguf::GgufError;
 pub use crate::quant::QuantError;
 pub use crate::tokenizer::TokenizerError;
@@ -15,6 +16,8 @@ pub enum Error {
     Quant(#[from] QuantError),
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),
+    #[error("chat: {0}")]
+    Chat(#[from] ChatError),
     #[error("unsupported model: {0}")]
     UnsupportedModel(String),
     #[error("invalid model: {0}")]
@@ -37,6 +40,7 @@ impl Error {
             Error::Quant(_) | Error::UnsupportedModel(_) => "unsupported_model",
             Error::InvalidModel(_) => "bad_gguf",
             Error::Tokenizer(_) => "tokenizer",
+            Error::Chat(_) => "invalid_request",
             Error::ContextFull { .. } => "context_full",
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
             Error::Io(_) => "io",

@@ -5,8 +5,9 @@
 //! the `backend::Backend` trait, `sampler` picks the next token.
 
 pub mod backend;
+pub mod chat;
+pub mod engine;
 pub mod error;
-pub mod generate;
 pub mod gguf;
 pub mod model;
 pub mod quant;

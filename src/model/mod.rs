@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::gguf::Gguf;
 use crate::{Error, Result};
 use config::Config;
-use weights::{Loader, Weights};
+use weights::{Loader, TensorSource, Weights};
 
 /// Which positions' logits a forward pass returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,12 @@ pub struct Model<B: Backend> {
 
 impl<B: Backend> Model<B> {
     /// Loads a model from a whole GGUF file in memory.
-    pub fn load(gguf: &Gguf, file: &[u8], mut backend: B, opts: &ModelOptions) -> Result<Self> {
+    pub fn load(gguf: &Gguf, file: &[u8], backend: B, opts: &ModelOptions) -> Result<Self> {
+        Self::load_from(gguf, TensorSource::File(file), backend, opts)
+    }
+
+    /// Loads a model whose tensor bytes come from `source`.
+    pub fn load_from(gguf: &Gguf, source: TensorSource, mut backend: B, opts: &ModelOptions) -> Result<Self> {
         let n_vocab = weights::vocab_size(gguf)?;
         let config = Config::from_metadata(&gguf.metadata, n_vocab)?;
         let n_ctx = match opts.context_length {
@@ -72,7 +77,7 @@ impl<B: Backend> Model<B> {
             n => n,
         };
         let n_batch = opts.batch_size.clamp(1, n_ctx);
-        let mut loader = Loader { gguf, file, backend: &mut backend };
+        let mut loader = Loader { gguf, source, backend: &mut backend };
         let weights = loader.load(&config)?;
         let freq_factors = loader.host_vector("rope_freqs.weight")?;
         backend.set_rope(&config.rope, freq_factors.as_deref())?;

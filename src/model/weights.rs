@@ -2,7 +2,7 @@
 
 use super::config::{Arch, Config};
 use crate::backend::Backend;
-use crate::gguf::Gguf;
+use crate::gguf::{Gguf, TensorInfo};
 use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
 
@@ -30,10 +30,32 @@ pub struct Weights<W> {
     pub output: Option<W>,
 }
 
-/// Reads tensors out of a GGUF held in memory and uploads them, checking each shape.
+/// Where tensor bytes come from: a whole file in memory, or one buffer per tensor (in the
+/// order of `Gguf::tensors`) as a streamed load collects them.
+#[derive(Clone, Copy)]
+pub enum TensorSource<'a> {
+    File(&'a [u8]),
+    PerTensor(&'a [Vec<u8>]),
+}
+
+impl TensorSource<'_> {
+    /// Bytes of tensor `index` of `gguf`.
+    fn bytes(&self, gguf: &Gguf, index: usize) -> &[u8] {
+        match self {
+            TensorSource::File(file) => gguf.tensor_bytes(file, &gguf.tensors[index]),
+            TensorSource::PerTensor(buffers) => &buffers[index],
+        }
+    }
+}
+
+fn find<'g>(gguf: &'g Gguf, name: &str) -> Option<(usize, &'g TensorInfo)> {
+    gguf.tensors.iter().enumerate().find(|(_, t)| t.name == name)
+}
+
+/// Reads tensors out of a GGUF and uploads them, checking each shape.
 pub struct Loader<'a, B: Backend> {
     pub gguf: &'a Gguf,
-    pub file: &'a [u8],
+    pub source: TensorSource<'a>,
     pub backend: &'a mut B,
 }
 
@@ -43,7 +65,7 @@ impl<B: Backend> Loader<'_, B> {
     }
 
     fn optional(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<B::Weight>> {
-        let Some(t) = self.gguf.tensor(name) else { return Ok(None) };
+        let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
         let (r, c) = t.rows_cols();
         if (r, c) != (rows, cols) || t.dims.len() > 2 {
             return Err(Error::InvalidModel(format!(
@@ -51,16 +73,16 @@ impl<B: Backend> Loader<'_, B> {
                 t.dims
             )));
         }
-        let bytes = self.gguf.tensor_bytes(self.file, t);
+        let bytes = self.source.bytes(self.gguf, index);
         self.backend.upload_weight(name, t.ty, rows, cols, bytes).map(Some)
     }
 
     /// A 1-D tensor dequantized to f32 on the host (rope frequency factors).
     pub fn host_vector(&self, name: &str) -> Result<Option<Vec<f32>>> {
-        let Some(t) = self.gguf.tensor(name) else { return Ok(None) };
+        let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
         let n = t.n_elements() as usize;
         let mut out = vec![0f32; n];
-        dequantize_row(t.ty, self.gguf.tensor_bytes(self.file, t), &mut out)?;
+        dequantize_row(t.ty, self.source.bytes(self.gguf, index), &mut out)?;
         Ok(Some(out))
     }
 

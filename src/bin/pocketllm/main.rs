@@ -1,17 +1,15 @@
-//! `pocketllm` command line: info, tokenize, detokenize, logits, run, bench.
+//! `pocketllm` command line: info, tokenize, detokenize, logits (here), run, chat, bench (`generating`).
 
 mod args;
+mod generating;
 
 use args::Args;
 use pocketllm::Error;
-use pocketllm::backend::{Backend, cpu::CpuBackend};
-use pocketllm::generate::{GenerateParams, generate};
+use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions, config::Config, weights};
-use pocketllm::sampler::SamplerParams;
 use pocketllm::tokenizer::Tokenizer;
 use serde_json::json;
-use std::io::Write;
 use std::time::Instant;
 
 const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
@@ -19,12 +17,28 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
   tokenize    --model M --text TEXT [--no-bos] [--special]
   detokenize  --model M --tokens 1,2,3
   logits      --model M --tokens 1,2,3 --out FILE [--backend cpu] [--threads N]
-  run         --model M --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]
-              [--min-p P] [--repeat-penalty R] [--seed S] [--backend cpu|gpu|auto] [--no-bos]
-              [--ctx N] [--threads N]
+  run         --model M --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
+              [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]
+              [--backend cpu|gpu|auto] [--no-bos] [--ctx N] [--threads N]
+  chat        --model M [--system TEXT] [sampling options as for run]
+              interactive: type a message; /reset starts over, /exit (or end of input) quits
   bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]";
 
-const SWITCHES: &[&str] = &["no-bos", "special", "help"];
+const SWITCHES: &[&str] = &["no-bos", "special", "help", "chat"];
+
+/// Flags of `run` and `chat` that set sampling and stopping.
+const GENERATION_FLAGS: &[&str] = &[
+    "max-tokens",
+    "temperature",
+    "top-k",
+    "top-p",
+    "min-p",
+    "repeat-penalty",
+    "presence-penalty",
+    "frequency-penalty",
+    "seed",
+    "stop",
+];
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -48,7 +62,7 @@ fn main() {
     std::process::exit(code);
 }
 
-enum CliError {
+pub(crate) enum CliError {
     Usage(String),
     Engine(Error),
 }
@@ -68,9 +82,15 @@ macro_rules! engine_errors {
         }
     )*};
 }
-engine_errors!(Error, pocketllm::gguf::GgufError, pocketllm::tokenizer::TokenizerError, pocketllm::quant::QuantError);
+engine_errors!(
+    Error,
+    pocketllm::gguf::GgufError,
+    pocketllm::tokenizer::TokenizerError,
+    pocketllm::quant::QuantError,
+    pocketllm::chat::ChatError
+);
 
-type CliResult = Result<(), CliError>;
+pub(crate) type CliResult = Result<(), CliError>;
 
 fn run_command(a: &Args) -> CliResult {
     let known: &[&str] = match a.command.as_str() {
@@ -78,23 +98,8 @@ fn run_command(a: &Args) -> CliResult {
         "tokenize" => &["model", "text", "no-bos", "special"],
         "detokenize" => &["model", "tokens"],
         "logits" => &["model", "tokens", "out", "backend", "threads", "ctx"],
-        "run" => &[
-            "model",
-            "prompt",
-            "max-tokens",
-            "temperature",
-            "top-k",
-            "top-p",
-            "min-p",
-            "repeat-penalty",
-            "presence-penalty",
-            "frequency-penalty",
-            "seed",
-            "backend",
-            "no-bos",
-            "ctx",
-            "threads",
-        ],
+        "run" => &["model", "prompt", "chat", "system", "backend", "no-bos", "ctx", "threads"],
+        "chat" => &["model", "system", "backend", "ctx", "threads"],
         "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx"],
         "help" | "--help" => {
             println!("{USAGE}");
@@ -102,7 +107,8 @@ fn run_command(a: &Args) -> CliResult {
         }
         other => return Err(format!("unknown command {other:?}").into()),
     };
-    if let Some(flag) = a.unknown(known) {
+    let generation = if matches!(a.command.as_str(), "run" | "chat") { GENERATION_FLAGS } else { &[] };
+    if let Some(flag) = a.unknown(&[known, generation].concat()) {
         return Err(format!("--{flag} is not an option of {}", a.command).into());
     }
     match a.command.as_str() {
@@ -110,17 +116,18 @@ fn run_command(a: &Args) -> CliResult {
         "tokenize" => tokenize(a),
         "detokenize" => detokenize(a),
         "logits" => logits(a),
-        "run" => run(a),
-        _ => bench(a),
+        "run" => generating::run(a),
+        "chat" => generating::chat(a),
+        _ => generating::bench(a),
     }
 }
 
-struct Loaded {
-    gguf: Gguf,
-    bytes: Vec<u8>,
+pub(crate) struct Loaded {
+    pub gguf: Gguf,
+    pub bytes: Vec<u8>,
 }
 
-fn read_model(a: &Args) -> Result<Loaded, CliError> {
+pub(crate) fn read_model(a: &Args) -> Result<Loaded, CliError> {
     let path = a.required("model")?;
     let bytes = std::fs::read(path).map_err(|e| Error::InvalidArgument(format!("cannot read {path}: {e}")))?;
     let gguf = Gguf::parse(&bytes)?;
@@ -129,7 +136,7 @@ fn read_model(a: &Args) -> Result<Loaded, CliError> {
 
 /// Picks the backend; only the CPU one exists in this build, so `gpu` is an error and `auto`
 /// says why it chose the CPU.
-fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
+pub(crate) fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
     match a.str("backend").unwrap_or("auto") {
         "cpu" => {}
         "auto" => eprintln!("backend: cpu (auto: this build has no GPU backend yet)"),
@@ -226,75 +233,5 @@ fn logits(a: &Args) -> CliResult {
     let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
     std::fs::write(out_path, bytes).map_err(|e| Error::InvalidArgument(format!("cannot write {out_path}: {e}")))?;
     eprintln!("logits: [{}, {}] f32 little-endian -> {out_path}", tokens.len(), model.n_vocab());
-    Ok(())
-}
-
-fn sampler_params(a: &Args) -> Result<SamplerParams, CliError> {
-    let d = SamplerParams::default();
-    Ok(SamplerParams {
-        temperature: a.num("temperature", 0.8)?,
-        top_k: a.num("top-k", 40)?,
-        top_p: a.num("top-p", 0.95)?,
-        min_p: a.num("min-p", 0.05)?,
-        repetition_penalty: a.num("repeat-penalty", 1.0)?,
-        presence_penalty: a.num("presence-penalty", 0.0)?,
-        frequency_penalty: a.num("frequency-penalty", 0.0)?,
-        seed: a.num("seed", d.seed)?,
-        ..d
-    })
-}
-
-fn run(a: &Args) -> CliResult {
-    let l = read_model(a)?;
-    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
-    let params =
-        GenerateParams { max_tokens: a.num("max-tokens", 128)?, sampler: sampler_params(a)?, ignore_eos: false };
-    params.sampler.validate()?;
-    let (mut model, load_ms) = load_model(a, &l)?;
-    let prompt = tok.encode(a.required("prompt")?, !a.has("no-bos"), true);
-    let mut stdout = std::io::stdout();
-    let g = generate(&mut model, &tok, &prompt, &params, |piece| {
-        let _ = stdout.write_all(piece.as_bytes());
-        let _ = stdout.flush();
-    })?;
-    println!();
-    eprintln!(
-        "load {load_ms:.0} ms | prefill {} tokens {:.1} tok/s | decode {} tokens {:.1} tok/s | backend {} ({} threads) | finish {:?}",
-        g.prompt_tokens,
-        g.prefill_tok_s(),
-        g.tokens.len(),
-        g.decode_tok_s(),
-        model.backend.name(),
-        model.backend.threads(),
-        g.finish_reason,
-    );
-    Ok(())
-}
-
-fn bench(a: &Args) -> CliResult {
-    let l = read_model(a)?;
-    let n_prompt: usize = a.num("prompt-tokens", 128)?;
-    let n_gen: usize = a.num("gen-tokens", 64)?;
-    if n_prompt == 0 || n_gen == 0 {
-        return Err("--prompt-tokens and --gen-tokens must be positive".to_string().into());
-    }
-    let (mut model, load_ms) = load_model(a, &l)?;
-    let tok = Tokenizer::from_metadata(&l.gguf.metadata)?;
-    // A fixed, spread-out prompt: the content does not matter for speed, only the length.
-    let n_vocab = model.n_vocab() as u64;
-    let prompt: Vec<u32> = (0..n_prompt as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
-    let params = GenerateParams { max_tokens: n_gen, sampler: SamplerParams::default(), ignore_eos: true };
-    let g = generate(&mut model, &tok, &prompt, &params, |_| {})?;
-    let out = json!({
-        "model": a.required("model")?,
-        "backend": model.backend.name(),
-        "threads": model.backend.threads(),
-        "load_ms": (load_ms * 10.0).round() / 10.0,
-        "prompt_tokens": n_prompt,
-        "gen_tokens": g.tokens.len(),
-        "prefill_tok_s": (g.prefill_tok_s() * 100.0).round() / 100.0,
-        "decode_tok_s": (g.decode_tok_s() * 100.0).round() / 100.0,
-    });
-    println!("{out}");
     Ok(())
 }

@@ -1,0 +1,109 @@
+//! The generation loop: reuse the cached prefix, process the rest of the prompt as a batch, then
+//! sample one token at a time until a stop condition.
+
+use super::stop::StopMatcher;
+use super::{CancelToken, Completion, Engine, FinishReason, GenerationOptions, Usage};
+use crate::backend::Backend;
+use crate::model::Logits;
+use crate::sampler::Sampler;
+use crate::tokenizer::StreamDecoder;
+use crate::{Error, Result};
+use std::time::Instant;
+
+impl<B: Backend> Engine<B> {
+    pub(super) fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerationOptions,
+        cancel: &CancelToken,
+        on_delta: &mut dyn FnMut(&str),
+    ) -> Result<Completion> {
+        let n_ctx = self.model.n_ctx();
+        if prompt.is_empty() {
+            return Err(Error::InvalidArgument("the prompt has no tokens".into()));
+        }
+        if prompt.len() >= n_ctx {
+            return Err(Error::ContextFull { needed: prompt.len() + 1, context: n_ctx });
+        }
+        if let Some(&id) = prompt.iter().find(|&&id| id as usize >= self.model.n_vocab()) {
+            return Err(Error::TokenOutOfRange { id, n_vocab: self.model.n_vocab() });
+        }
+
+        // Keep the longest common prefix already in the cache; at least one token must be
+        // processed to get logits for the next one.
+        let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        self.cached.truncate(reused);
+        let t0 = Instant::now();
+        let mut logits = self.model.forward(&prompt[reused..], reused, Logits::Last)?;
+        self.cached.extend_from_slice(&prompt[reused..]);
+        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+
+        let mut sampler = Sampler::new(opts.sampler());
+        let mut history = prompt.to_vec();
+        let mut decoder = StreamDecoder::new();
+        let mut stops = StopMatcher::new(&opts.stop);
+        let mut text = String::new();
+        let mut emit = |piece: &str, text: &mut String| {
+            if !piece.is_empty() {
+                on_delta(piece);
+                text.push_str(piece);
+            }
+        };
+        let mut tokens = Vec::new();
+        let mut stopped_by_string = false;
+        let t1 = Instant::now();
+        let finish_reason = loop {
+            if cancel.is_cancelled() {
+                break FinishReason::Cancelled;
+            }
+            let id = sampler.sample(&logits, &history);
+            if !opts.ignore_eos && self.tokenizer.is_eog(id) {
+                break FinishReason::Stop;
+            }
+            tokens.push(id);
+            history.push(id);
+            let released = stops.push(&decoder.push(&self.tokenizer, id));
+            emit(&released.text, &mut text);
+            if released.stopped {
+                stopped_by_string = true;
+                break FinishReason::Stop;
+            }
+            if tokens.len() >= opts.max_tokens || self.cached.len() >= n_ctx {
+                break FinishReason::Length;
+            }
+            logits = self.model.forward(&[id], self.cached.len(), Logits::Last)?;
+            self.cached.push(id);
+        };
+        if !stopped_by_string {
+            // Bytes of an unfinished character, and text held back for a stop string that never
+            // came, belong to the answer (unless they complete a stop string).
+            let tail = stops.push(&decoder.finish());
+            emit(&tail.text, &mut text);
+            if !tail.stopped {
+                emit(&stops.finish(), &mut text);
+            }
+        }
+        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let decoded = tokens.len().saturating_sub(1);
+        Ok(Completion {
+            text,
+            finish_reason,
+            usage: Usage {
+                prompt_tokens: prompt.len(),
+                completion_tokens: tokens.len(),
+                cached_tokens: reused,
+                prefill_tok_s: rate(prompt.len() - reused, prefill_ms),
+                decode_tok_s: rate(decoded, decode_ms),
+            },
+            tokens,
+        })
+    }
+}
+
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn rate(n: usize, ms: f64) -> f64 {
+    if ms > 0.0 { n as f64 * 1000.0 / ms } else { 0.0 }
+}

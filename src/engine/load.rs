@@ -1,0 +1,143 @@
+//! Loading an engine from a whole file, or chunk by chunk as bytes arrive (a download, a file
+//! read in pieces), with progress reports.
+
+use super::{Engine, EngineOptions, ModelInfo};
+use crate::backend::Backend;
+use crate::chat::ChatTemplate;
+use crate::gguf::{Gguf, GgufError, GgufStream};
+use crate::model::weights::{tensor_summary, TensorSource};
+use crate::model::{Model, ModelOptions};
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadPhase {
+    /// Bytes arriving (`loaded` of `total` bytes).
+    Read,
+    /// Tensors handed to the backend (`loaded` of `total` tensors).
+    Upload,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LoadProgress {
+    pub phase: LoadPhase,
+    pub loaded: u64,
+    pub total: Option<u64>,
+}
+
+/// Takes a GGUF file in chunks; `finish` builds the engine once every tensor has arrived.
+pub struct EngineLoader {
+    stream: GgufStream,
+    tensors: Vec<Vec<u8>>,
+    total: Option<u64>,
+}
+
+impl EngineLoader {
+    /// `total_len` is the file size when known (a Content-Length): it bounds what the header
+    /// may claim and is reported in progress events.
+    pub fn new(total_len: Option<u64>) -> Self {
+        EngineLoader { stream: GgufStream::new(total_len), tensors: Vec::new(), total: total_len }
+    }
+
+    /// The header, once enough bytes have arrived: a model can be refused (unsupported
+    /// architecture, too large) before the rest is read.
+    pub fn header(&self) -> Option<&Gguf> {
+        self.stream.header()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<LoadProgress> {
+        let tensors = &mut self.tensors;
+        self.stream.push::<GgufError>(chunk, |h, c| {
+            if tensors.is_empty() {
+                tensors.extend(h.tensors.iter().map(|t| Vec::with_capacity(t.n_bytes as usize)));
+            }
+            tensors[c.tensor].extend_from_slice(c.bytes);
+            Ok(())
+        })?;
+        Ok(LoadProgress { phase: LoadPhase::Read, loaded: self.stream.position(), total: self.total })
+    }
+
+    pub fn finish<B: Backend>(self, backend: B, options: EngineOptions) -> Result<Engine<B>> {
+        self.stream.finish()?;
+        let gguf = self.stream.header().expect("finish checked the header");
+        build(gguf, TensorSource::PerTensor(&self.tensors), backend, options)
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Loads from a whole GGUF file in memory.
+    pub fn load_bytes(bytes: &[u8], backend: B, options: EngineOptions) -> Result<Self> {
+        let gguf = Gguf::parse(bytes)?;
+        build(&gguf, TensorSource::File(bytes), backend, options)
+    }
+
+    /// Loads from a sequence of chunks, reporting progress after each.
+    pub fn load_chunks<E: Into<Error>>(
+        chunks: impl IntoIterator<Item = Result<Vec<u8>, E>>,
+        total_len: Option<u64>,
+        backend: B,
+        options: EngineOptions,
+        mut progress: impl FnMut(&LoadProgress),
+    ) -> Result<Self> {
+        let mut loader = EngineLoader::new(total_len);
+        for chunk in chunks {
+            let p = loader.push(&chunk.map_err(Into::into)?)?;
+            progress(&p);
+        }
+        let n = loader.header().map_or(0, |h| h.tensors.len()) as u64;
+        let engine = loader.finish(backend, options)?;
+        progress(&LoadProgress { phase: LoadPhase::Upload, loaded: n, total: Some(n) });
+        Ok(engine)
+    }
+
+    /// Loads a file from disk in 4 MiB chunks.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(path: &std::path::Path, backend: B, options: EngineOptions, progress: impl FnMut(&LoadProgress)) -> Result<Self> {
+        use std::io::Read;
+        let cannot = |e: std::io::Error| Error::InvalidArgument(format!("cannot read {}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(cannot)?;
+        let total = file.metadata().map_err(cannot)?.len();
+        let chunks = std::iter::from_fn(move || {
+            let mut buf = vec![0u8; 4 << 20];
+            match file.read(&mut buf) {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some(Ok(buf))
+                }
+                Err(e) => Some(Err(cannot(e))),
+            }
+        });
+        Self::load_chunks(chunks, Some(total), backend, options, progress)
+    }
+}
+
+fn build<B: Backend>(gguf: &Gguf, source: TensorSource, backend: B, options: EngineOptions) -> Result<Engine<B>> {
+    let md = &gguf.metadata;
+    // Check what can be refused cheaply before any weights reach the backend.
+    let tokenizer = Tokenizer::from_metadata(md)?;
+    let template = ChatTemplate::from_gguf(md)?;
+    let model_opts = ModelOptions { context_length: options.context_length, batch_size: options.batch_size };
+    let model = Model::load_from(gguf, source, backend, &model_opts)?;
+    if tokenizer.n_vocab() > model.n_vocab() {
+        return Err(Error::InvalidModel(format!(
+            "the tokenizer has {} tokens but the embedding only {} rows",
+            tokenizer.n_vocab(),
+            model.n_vocab()
+        )));
+    }
+    let (parameter_count, _) = tensor_summary(gguf);
+    let info = ModelInfo {
+        architecture: model.config.arch.name().to_string(),
+        name: md.get_str("general.name").map(str::to_string),
+        parameter_count,
+        vocab_size: model.n_vocab(),
+        context_length: 0,
+        training_context_length: model.config.n_ctx_train,
+        chat_template: String::new(),
+        backend: String::new(),
+    };
+    Ok(Engine::new(model, tokenizer, template, info, options))
+}
