@@ -173,3 +173,39 @@ fn bad_input_gives_one_line_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn interactive_chat_streams_resets_and_exits() {
+    use std::io::Write;
+    let Some(m) = fixture_path(STORIES) else { return };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketllm"))
+        .args(["chat", "--model", &m, "--temperature", "0", "--max-tokens", "12", "--backend", "cpu"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"Once upon a time\n/reset\nOnce upon a time\n/exit\nnever read\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    // Two answers, each followed by a newline; after /reset the same question gets the same
+    // greedy answer.
+    let (first, second) = out.split_at(out.len() / 2);
+    assert!(out.len() > 10 && first == second && first.ends_with('\n'), "{out:?}");
+    let err = stderr(&o);
+    assert!(err.contains("(conversation cleared)") && err.matches("tok/s").count() == 2, "{err}");
+}
+
+#[test]
+fn run_chat_applies_the_template() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let o = pocketllm(&["run", "--model", &m, "--chat", "--system", "Be kind.", "--prompt", "Hi", "--temperature", "0", "--max-tokens", "8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The chat prompt is longer than the bare "Hi" (template text around it).
+    let err = stderr(&o);
+    let prefill: usize = err.split("prefill ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(prefill > 5, "{err}");
+    let o = pocketllm(&["run", "--model", &m, "--system", "x", "--prompt", "Hi"]);
+    assert_eq!(o.status.code(), Some(2), "--system without --chat is a usage error");
+}
