@@ -194,7 +194,7 @@ fn interactive_chat_streams_resets_and_exits() {
     let (first, second) = out.split_at(out.len() / 2);
     assert!(out.len() > 10 && first == second && first.ends_with('\n'), "{out:?}");
     let err = stderr(&o);
-    assert!(err.contains("(conversation cleared)") && err.matches("tok/s").count() == 2, "{err}");
+    assert!(err.contains("(conversation cleared)") && err.matches("| finish ").count() == 2, "{err}");
 }
 
 #[test]
