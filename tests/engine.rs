@@ -194,6 +194,8 @@ fn chunked_loading_reports_progress_and_equals_whole_file_loading() {
     assert_eq!(reads.len(), bytes.len().div_ceil(10_000));
     assert!(reads.windows(2).all(|w| w[0].loaded < w[1].loaded));
     assert_eq!(reads.last().unwrap().loaded, bytes.len() as u64);
+    let uploads: Vec<_> = events.iter().filter(|p| p.phase == LoadPhase::Upload).collect();
+    assert!(uploads.len() > 10 && uploads.windows(2).all(|w| w[0].loaded + 1 == w[1].loaded));
     assert_eq!(events.last().unwrap().phase, LoadPhase::Upload);
     let mut whole = engine(&bytes, EngineOptions::default());
     let req = CompletionRequest { prompt: Prompt::Tokens(vec![1, 40, 41, 300]), add_special: false, options: greedy(10) };

@@ -59,10 +59,16 @@ impl EngineLoader {
         Ok(LoadProgress { phase: LoadPhase::Read, loaded: self.stream.position(), total: self.total })
     }
 
-    pub fn finish<B: Backend>(self, backend: B, options: EngineOptions) -> Result<Engine<B>> {
+    /// Builds the engine; `progress` sees each tensor handed to the backend.
+    pub fn finish<B: Backend>(
+        self,
+        backend: B,
+        options: EngineOptions,
+        progress: &mut dyn FnMut(&LoadProgress),
+    ) -> Result<Engine<B>> {
         self.stream.finish()?;
         let gguf = self.stream.header().expect("finish checked the header");
-        build(gguf, TensorSource::PerTensor(&self.tensors), backend, options)
+        build(gguf, TensorSource::PerTensor(&self.tensors), backend, options, progress)
     }
 }
 
@@ -70,7 +76,7 @@ impl<B: Backend> Engine<B> {
     /// Loads from a whole GGUF file in memory.
     pub fn load_bytes(bytes: &[u8], backend: B, options: EngineOptions) -> Result<Self> {
         let gguf = Gguf::parse(bytes)?;
-        build(&gguf, TensorSource::File(bytes), backend, options)
+        build(&gguf, TensorSource::File(bytes), backend, options, &mut |_| {})
     }
 
     /// Loads from a sequence of chunks, reporting progress after each.
@@ -86,10 +92,7 @@ impl<B: Backend> Engine<B> {
             let p = loader.push(&chunk.map_err(Into::into)?)?;
             progress(&p);
         }
-        let n = loader.header().map_or(0, |h| h.tensors.len()) as u64;
-        let engine = loader.finish(backend, options)?;
-        progress(&LoadProgress { phase: LoadPhase::Upload, loaded: n, total: Some(n) });
-        Ok(engine)
+        loader.finish(backend, options, &mut progress)
     }
 
     /// Loads a file from disk in 4 MiB chunks.
@@ -114,13 +117,22 @@ impl<B: Backend> Engine<B> {
     }
 }
 
-fn build<B: Backend>(gguf: &Gguf, source: TensorSource, backend: B, options: EngineOptions) -> Result<Engine<B>> {
+fn build<B: Backend>(
+    gguf: &Gguf,
+    source: TensorSource,
+    backend: B,
+    options: EngineOptions,
+    progress: &mut dyn FnMut(&LoadProgress),
+) -> Result<Engine<B>> {
     let md = &gguf.metadata;
     // Check what can be refused cheaply before any weights reach the backend.
     let tokenizer = Tokenizer::from_metadata(md)?;
     let template = ChatTemplate::from_gguf(md)?;
     let model_opts = ModelOptions { context_length: options.context_length, batch_size: options.batch_size };
-    let model = Model::load_from(gguf, source, backend, &model_opts)?;
+    let mut on_upload = |done: usize, total: usize| {
+        progress(&LoadProgress { phase: LoadPhase::Upload, loaded: done as u64, total: Some(total as u64) })
+    };
+    let model = Model::load_with_progress(gguf, source, backend, &model_opts, &mut on_upload)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         return Err(Error::InvalidModel(format!(
             "the tokenizer has {} tokens but the embedding only {} rows",

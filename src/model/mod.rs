@@ -69,7 +69,18 @@ impl<B: Backend> Model<B> {
     }
 
     /// Loads a model whose tensor bytes come from `source`.
-    pub fn load_from(gguf: &Gguf, source: TensorSource, mut backend: B, opts: &ModelOptions) -> Result<Self> {
+    pub fn load_from(gguf: &Gguf, source: TensorSource, backend: B, opts: &ModelOptions) -> Result<Self> {
+        Self::load_with_progress(gguf, source, backend, opts, &mut |_, _| {})
+    }
+
+    /// `load_from`, calling `on_upload(tensors done, tensors in the file)` after each tensor.
+    pub fn load_with_progress(
+        gguf: &Gguf,
+        source: TensorSource,
+        mut backend: B,
+        opts: &ModelOptions,
+        on_upload: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         let n_vocab = weights::vocab_size(gguf)?;
         let config = Config::from_metadata(&gguf.metadata, n_vocab)?;
         let n_ctx = match opts.context_length {
@@ -77,7 +88,7 @@ impl<B: Backend> Model<B> {
             n => n,
         };
         let n_batch = opts.batch_size.clamp(1, n_ctx);
-        let mut loader = Loader { gguf, source, backend: &mut backend };
+        let mut loader = Loader { gguf, source, backend: &mut backend, uploaded: 0, on_upload };
         let weights = loader.load(&config)?;
         let freq_factors = loader.host_vector("rope_freqs.weight")?;
         backend.set_rope(&config.rope, freq_factors.as_deref())?;

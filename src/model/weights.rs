@@ -52,11 +52,14 @@ fn find<'g>(gguf: &'g Gguf, name: &str) -> Option<(usize, &'g TensorInfo)> {
     gguf.tensors.iter().enumerate().find(|(_, t)| t.name == name)
 }
 
-/// Reads tensors out of a GGUF and uploads them, checking each shape.
+/// Reads tensors out of a GGUF and uploads them, checking each shape; `on_upload(done, total)`
+/// follows the progress.
 pub struct Loader<'a, B: Backend> {
     pub gguf: &'a Gguf,
     pub source: TensorSource<'a>,
     pub backend: &'a mut B,
+    pub uploaded: usize,
+    pub on_upload: &'a mut dyn FnMut(usize, usize),
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -74,7 +77,10 @@ impl<B: Backend> Loader<'_, B> {
             )));
         }
         let bytes = self.source.bytes(self.gguf, index);
-        self.backend.upload_weight(name, t.ty, rows, cols, bytes).map(Some)
+        let weight = self.backend.upload_weight(name, t.ty, rows, cols, bytes)?;
+        self.uploaded += 1;
+        (self.on_upload)(self.uploaded, self.gguf.tensors.len());
+        Ok(Some(weight))
     }
 
     /// A 1-D tensor dequantized to f32 on the host (rope frequency factors).
