@@ -206,3 +206,31 @@ fn chunked_loading_reports_progress_and_equals_whole_file_loading() {
     let err = Engine::load_chunks(cut, None, CpuBackend::new(1).unwrap(), EngineOptions::default(), |_| {}).err().unwrap();
     assert_eq!(err.code(), "bad_gguf", "{err}");
 }
+
+/// Requests deserialize from OpenAI-shaped JSON (what the JS package will pass through).
+#[test]
+fn openai_shaped_json_requests() {
+    let chat: ChatRequest = serde_json::from_str(
+        r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":5,"temperature":0,"stop":"\n","stream":true,"seed":7}"#,
+    )
+    .unwrap();
+    assert_eq!((chat.options.max_tokens, chat.options.seed, chat.options.stream), (5, 7, true));
+    assert_eq!(chat.options.stop, vec!["\n".to_string()]);
+    assert_eq!(chat.options.top_k, GenerationOptions::default().top_k, "absent fields take defaults");
+    let text: CompletionRequest = serde_json::from_str(r#"{"prompt":"Once","stop":["a","b"]}"#).unwrap();
+    assert_eq!(text.prompt, Prompt::Text("Once".into()));
+    assert!(text.add_special);
+    assert_eq!(text.options.stop.len(), 2);
+    let ids: CompletionRequest = serde_json::from_str(r#"{"prompt":[1,2,3],"ignore_eos":true}"#).unwrap();
+    assert_eq!(ids.prompt, Prompt::Tokens(vec![1, 2, 3]));
+    assert!(ids.options.ignore_eos);
+    let c = pocketllm::engine::Completion {
+        text: "x".into(),
+        tokens: vec![1],
+        finish_reason: FinishReason::Cancelled,
+        usage: Default::default(),
+    };
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["finish_reason"], "cancelled");
+    assert!(v["usage"]["prompt_tokens"].is_number() && v["usage"]["decode_tok_s"].is_number());
+}

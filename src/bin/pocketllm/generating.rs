@@ -32,7 +32,7 @@ fn options(a: &Args) -> Result<GenerationOptions, CliError> {
         frequency_penalty: a.num("frequency-penalty", d.frequency_penalty)?,
         seed: a.num("seed", d.seed)?,
         stop: a.str("stop").map(|s| vec![s.to_string()]).unwrap_or_default(),
-        ignore_eos: false,
+        ..d
     };
     opts.validate()?;
     Ok(opts)
