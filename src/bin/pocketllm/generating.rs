@@ -1,7 +1,7 @@
 //! The generating commands, all through `Engine`: `run`, `chat` (interactive) and `bench`.
 
 use crate::args::Args;
-use crate::{cpu_backend, read_model, CliError, CliResult};
+use crate::{CliError, CliResult, cpu_backend, read_model};
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::chat::ChatMessage;
 use pocketllm::engine::{
