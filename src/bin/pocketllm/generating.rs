@@ -97,7 +97,7 @@ pub fn chat(a: &Args) -> CliResult {
     loop {
         eprint!("> ");
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| pocketllm::Error::Io(e))? == 0 {
+        if stdin.lock().read_line(&mut line).map_err(pocketllm::Error::Io)? == 0 {
             break;
         }
         match line.trim() {
