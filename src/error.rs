@@ -3,11 +3,11 @@
 
 use thiserror::Error;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::download::DownloadError;
 pub use crate::gguf::GgufError;
 pub use crate::quant::QuantError;
 pub use crate::tokenizer::TokenizerError;
-#[cfg(not(target_arch = "wasm32"))]
-pub use crate::download::DownloadError;
 
 #[derive(Debug, Error)]
 pub enum Error {

@@ -91,7 +91,7 @@ fn status_hint(status: u16) -> &'static str {
             " (unauthorized: the repository may be gated or private and need an access token, \
              e.g. the CLI's --hf-token or HF_TOKEN, from an account that accepted its terms)"
         }
-        404 => " (not found: check the owner, repository, revision and file path)",
+        404 => " (not found: check the URL; for hf: specs the owner, repository, revision and file path)",
         429 => " (rate limited: try again later, or with an access token)",
         500..=599 => " (server error: try again later)",
         _ => "",
@@ -143,7 +143,8 @@ fn remove_stale_parts(dest: &Path) {
         if !(f.starts_with(&prefix) && f.ends_with(".part")) {
             continue;
         }
-        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok());
+        let age =
+            entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok());
         if age.is_some_and(|a| a > STALE_PART) {
             let _ = fs::remove_file(entry.path());
         }

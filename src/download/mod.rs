@@ -110,7 +110,9 @@ pub fn hf_url(spec: &str) -> Result<String, DownloadError> {
 
 /// [`hf_url`] against another endpoint (a mirror, a test server).
 pub fn hf_url_at(spec: &str, endpoint: &str) -> Result<String, DownloadError> {
-    let bad = |why: &str| DownloadError::BadSpec(format!("{spec:?}: {why} (expected hf:owner/repo[@revision]/path/file.gguf)"));
+    let bad = |why: &str| {
+        DownloadError::BadSpec(format!("{spec:?}: {why} (expected hf:owner/repo[@revision]/path/file.gguf)"))
+    };
     let rest = spec.strip_prefix("hf:").ok_or_else(|| bad("it does not start with hf:"))?;
     let mut parts = rest.splitn(3, '/');
     let (owner, repo, file) = match (parts.next(), parts.next(), parts.next()) {
@@ -161,11 +163,8 @@ pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
     let after_scheme = no_query.split_once("://").map_or(no_query, |(_, rest)| rest);
     let url_path = after_scheme.split_once('/').map_or("", |(_, path)| path);
     let last = url_path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    let name: String = last
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-        .take(100)
-        .collect();
+    let name: String =
+        last.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).take(100).collect();
     // No hidden files (the `.part` files are not hidden either, but they end in `.part`).
     let name = match name.trim_start_matches('.') {
         "" => "model",
@@ -173,7 +172,9 @@ pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
     };
     let hash = format!("{:016x}", fnv1a64(url.as_bytes()));
     let file = match name.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{hash}.{ext}"),
+        Some((stem, ext)) if !stem.is_empty() && ext.len() <= 8 && ext.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            format!("{stem}-{hash}.{ext}")
+        }
         _ => format!("{name}-{hash}"),
     };
     cache_dir.join(file)

@@ -35,7 +35,8 @@ impl Progress {
                 self.draw(got, false);
             }
         } else if let Some(total) = self.total.filter(|&t| t > 0) {
-            if got * 10 >= total * self.next_tenth && self.next_tenth < 10 {
+            // 100% is `finish`'s line.
+            if got * 10 >= total * self.next_tenth && got < total {
                 self.next_tenth = (got * 10 / total + 1).min(10);
                 self.draw(got, false);
             }
