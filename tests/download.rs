@@ -396,3 +396,51 @@ fn cli_sends_hf_token_from_the_flag_or_the_environment() {
     let auth: Vec<Option<String>> = server.requests().into_iter().map(|r| r.authorization).collect();
     assert_eq!(auth, [Some("Bearer from_env".into()), Some("Bearer from_flag".into()), None]);
 }
+
+#[test]
+fn cli_killed_mid_download_leaves_no_cache_entry_and_the_next_run_downloads_again() {
+    let dir = temp_dir("cli-killed");
+    let attempts = AtomicUsize::new(0);
+    let server = Server::start(move |_| {
+        let body = model().to_vec();
+        if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::Stall { send: body.len() / 2, body }
+        } else {
+            Reply::Body(body)
+        }
+    });
+    let url = server.url("/m.gguf");
+    let cache = dir.to_str().unwrap();
+    let args =
+        ["run", "--model", &url, "--prompt", "Once", "--temperature", "0", "--max-tokens", "4", "--cache-dir", cache];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pocketllm"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the download is under way (the .part exists and half the body has been sent),
+    // then kill the process: harder than Ctrl-C, no destructor runs.
+    let start = std::time::Instant::now();
+    while server.hits() == 0 || !files(&dir).iter().any(|f| f.ends_with(".part")) {
+        assert!(start.elapsed().as_secs() < 20, "the download did not start: {:?}", files(&dir));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dest = cache_path(&url, &dir);
+    assert!(!dest.exists(), "a killed download is not a cache entry");
+    assert_eq!(files(&dir).len(), 1, "only the .part is left: {:?}", files(&dir));
+
+    let o = pocketllm(&args, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(server.hits(), 2, "the next run downloaded again");
+    assert_eq!(std::fs::read(&dest).unwrap(), model());
+}
+
+#[test]
+fn the_readme_cache_name_is_the_real_one() {
+    let url = hf_url("hf:ggml-org/models/tinyllamas/stories260K.gguf").unwrap();
+    assert_eq!(cache_path(&url, Path::new("c")), Path::new("c/stories260K-28a5315e7343fc48.gguf"));
+}

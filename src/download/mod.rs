@@ -157,7 +157,7 @@ fn percent_encode(segment: &str) -> String {
 }
 
 /// The cache file for `url`: the URL's last path segment (made filesystem-safe) with a short
-/// hash of the whole URL before its extension, e.g. `stories260K-1f0c9a3b7d2e4a61.gguf`.
+/// hash of the whole URL before its extension, e.g. `stories260K-28a5315e7343fc48.gguf`.
 pub fn cache_path(url: &str, cache_dir: &Path) -> PathBuf {
     let no_query = url.split(['?', '#']).next().unwrap_or(url);
     let after_scheme = no_query.split_once("://").map_or(no_query, |(_, rest)| rest);

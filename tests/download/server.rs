@@ -1,7 +1,7 @@
 //! A tiny HTTP/1.1 server on 127.0.0.1 for the download tests: one thread, one request per
 //! connection, replies chosen by a route function, every request recorded. Dropping it stops it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,6 +17,9 @@ pub enum Reply {
     Redirect(String),
     /// 200 declaring `content_length`, sending only `send` bytes of `body`, then closing.
     Cut { body: Vec<u8>, content_length: u64, send: usize },
+    /// 200 with the true Content-Length, `send` bytes of `body`, then nothing more until the
+    /// client hangs up (or 20 s pass): a download in progress, for killing the client.
+    Stall { body: Vec<u8>, send: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -118,6 +121,22 @@ fn serve(mut conn: TcpStream, route: &impl Fn(&str) -> Reply, log: &Mutex<Vec<Re
         Reply::Cut { body, content_length, send } => {
             conn.write_all(head("200 OK", content_length, "").as_bytes())?;
             conn.write_all(&body[..send])?;
+        }
+        Reply::Stall { body, send } => {
+            conn.write_all(head("200 OK", body.len() as u64, "").as_bytes())?;
+            conn.write_all(&body[..send])?;
+            conn.flush()?;
+            conn.set_read_timeout(Some(Duration::from_millis(50)))?;
+            let start = std::time::Instant::now();
+            let mut buf = [0u8; 64];
+            while start.elapsed() < Duration::from_secs(20) {
+                match conn.read(&mut buf) {
+                    Ok(0) => break, // the client is gone
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    Err(_) => break,
+                }
+            }
         }
     }
     conn.flush()?;
