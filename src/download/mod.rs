@@ -7,8 +7,9 @@
 //! picks the cache directory and the token.
 //!
 //! A download is written to a `.part` file in the cache directory and renamed to its cache name
-//! only after the body's size equals the `Content-Length` and the file starts with the GGUF
-//! magic, so an interrupted download (connection cut, server error, Ctrl-C) never leaves a file
+//! only after the body's size equals the `Content-Length` (a response without one, which Hugging
+//! Face never sends, is taken as complete when the connection closes cleanly) and the file starts
+//! with the GGUF magic, so an interrupted download (connection cut, server error, Ctrl-C) never leaves a file
 //! that a later call takes as complete. The cache is never revalidated: `resolve/main` follows
 //! whatever the branch held on the first download; pin `@revision` (a commit) to be exact, or
 //! delete the cached file to fetch again.
