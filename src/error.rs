@@ -4,6 +4,8 @@
 use thiserror::Error;
 
 pub use crate::chat::ChatError;
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::download::DownloadError;
 pub use crate::gguf::GgufError;
 pub use crate::quant::QuantError;
 pub use crate::tokenizer::TokenizerError;
@@ -30,6 +32,9 @@ pub enum Error {
     InvalidArgument(String),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error("download: {0}")]
+    Download(#[from] DownloadError),
 }
 
 impl Error {
@@ -44,6 +49,12 @@ impl Error {
             Error::ContextFull { .. } => "context_full",
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
             Error::Io(_) => "io",
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::Download(e) => match e {
+                DownloadError::BadSpec(_) => "invalid_argument",
+                DownloadError::Io { .. } => "io",
+                _ => "network",
+            },
         }
     }
 }

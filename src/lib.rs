@@ -2,11 +2,14 @@
 //!
 //! Layout follows `DESIGN.md`: `gguf` reads and writes the file format, `quant` knows every
 //! block layout, `tokenizer` turns text into ids, `model` holds one `forward()` written against
-//! the `backend::Backend` trait, `sampler` picks the next token.
+//! the `backend::Backend` trait, `sampler` picks the next token. `download` (native only)
+//! fetches models by URL or `hf:` spec into a cache.
 
 pub mod backend;
 pub mod chat;
 pub mod engine;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod download;
 pub mod error;
 pub mod gguf;
 pub mod model;
