@@ -5,6 +5,7 @@
 //! the `backend::Backend` trait, `sampler` picks the next token.
 
 pub mod backend;
+pub mod chat;
 pub mod error;
 pub mod generate;
 pub mod gguf;
