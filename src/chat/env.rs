@@ -77,7 +77,67 @@ fn method_callback(state: &mut State, value: &Value, method: &str, args: &[Value
         };
         return Ok(Value::from(py_strip(s, chars, left, right)));
     }
+    if let Some(s) = value.as_str() {
+        match (method, args) {
+            // Python splits on its own whitespace (which includes \x1c-\x1f) when no separator is given.
+            ("split", []) => return Ok(py_split_whitespace(s, -1).into_iter().map(Value::from).collect()),
+            ("split", [sep]) | ("split", [sep, _]) if sep.is_none() => {
+                let max = args.get(1).and_then(|m| m.as_i64()).unwrap_or(-1);
+                return Ok(py_split_whitespace(s, max).into_iter().map(Value::from).collect());
+            }
+            ("splitlines", []) | ("splitlines", [_]) => {
+                let keep = args.first().is_some_and(|k| k.is_true());
+                return Ok(py_splitlines(s, keep).into_iter().map(Value::from).collect());
+            }
+            _ => {}
+        }
+    }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// Python's `str.split()` / `str.split(None, maxsplit)`.
+fn py_split_whitespace(s: &str, maxsplit: i64) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = s.trim_start_matches(py_space);
+    while !rest.is_empty() {
+        if maxsplit >= 0 && out.len() as i64 == maxsplit {
+            out.push(rest);
+            break;
+        }
+        let end = rest.find(py_space).unwrap_or(rest.len());
+        out.push(&rest[..end]);
+        rest = rest[end..].trim_start_matches(py_space);
+    }
+    out
+}
+
+/// Python's `str.splitlines(keepends)`: every Unicode line boundary Python knows.
+fn py_splitlines(s: &str, keepends: bool) -> Vec<&str> {
+    let is_break = |c: char| {
+        matches!(
+            c,
+            '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut it = s.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if !is_break(c) {
+            continue;
+        }
+        let mut end = i + c.len_utf8();
+        if c == '\r' && it.peek().is_some_and(|&(_, n)| n == '\n') {
+            it.next();
+            end += 1;
+        }
+        out.push(if keepends { &s[start..end] } else { &s[start..i] });
+        start = end;
+    }
+    if start < s.len() {
+        out.push(&s[start..]);
+    }
+    out
 }
 
 /// Replaces transformers' `{% generation %}` / `{% endgeneration %}` tags, which minijinja does
