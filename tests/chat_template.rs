@@ -94,6 +94,24 @@ fn real_templates_render_like_jinja2_in_transformers() {
 }
 
 #[test]
+fn real_templates_stay_far_below_the_default_bounds() {
+    let templates: BTreeMap<String, TemplateInfo> = read_json("templates.json");
+    // 100 turns of 200 characters each need 4-7 thousand fuel with these templates (measured);
+    // the default is 1,000,000.
+    let long: Vec<ChatMessage> =
+        (0..100).map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, "x".repeat(200))).collect();
+    let tight = RenderLimits { max_output_bytes: 64 * 1024, fuel: 20_000 };
+    assert!(tight.fuel * 50 <= RenderLimits::default().fuel);
+    for (name, t) in &templates {
+        let src = std::fs::read_to_string(data_dir().join(&t.file)).unwrap();
+        let ct = ChatTemplate::new(&src, &t.bos_token, &t.eos_token).unwrap().with_limits(tight);
+        let text = ct.render(&long, true).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // (The features template stops after three turns on purpose.)
+        assert!(text.len() > 100 * 200 || name.starts_with("pocketllm"), "{name}");
+    }
+}
+
+#[test]
 fn llama_3_2_prints_the_given_date() {
     let src = std::fs::read_to_string(data_dir().join("meta-llama-Llama-3.2-3B-Instruct.jinja")).unwrap();
     let t = ChatTemplate::new(&src, "<|begin_of_text|>", "<|eot_id|>").unwrap();

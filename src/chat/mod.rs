@@ -82,14 +82,15 @@ pub enum TemplateSource {
 pub struct RenderLimits {
     /// Longest output, in bytes.
     pub max_output_bytes: usize,
-    /// minijinja fuel: one unit per instruction plus one per 64 bytes of values created. Real
-    /// templates use about 1–3 thousand for a short chat.
+    /// minijinja fuel: one unit per instruction plus one per 64 bytes of values created, so it
+    /// bounds both time and memory (1M fuel ≈ 64 MB of values at most). The real templates in
+    /// `tests/data/chat_templates` need 4–7 thousand for a 100-turn chat.
     pub fuel: u64,
 }
 
 impl Default for RenderLimits {
     fn default() -> Self {
-        RenderLimits { max_output_bytes: 1 << 20, fuel: 2_000_000 }
+        RenderLimits { max_output_bytes: 1 << 20, fuel: 1_000_000 }
     }
 }
 
