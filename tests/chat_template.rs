@@ -51,6 +51,12 @@ fn msgs(pairs: &[(&str, &str)]) -> Vec<ChatMessage> {
     pairs.iter().map(|(r, c)| ChatMessage::new(*r, *c)).collect()
 }
 
+/// Templates on which minijinja and jinja2 disagree, and the Python error our render does not
+/// raise (see tests/data/chat_templates/README.md). Hermes 3's tool-use template loops over
+/// `tools`, which is None without tools: Python raises, minijinja iterates none as empty.
+const KNOWN_DIFFERENCES: &[(&str, &str)] =
+    &[("hermes-3-llama-3.1-tool-use", "TypeError: 'NoneType' object is not iterable")];
+
 #[test]
 fn real_templates_render_like_jinja2_in_transformers() {
     let templates: BTreeMap<String, TemplateInfo> = read_json("templates.json");
@@ -68,7 +74,7 @@ fn real_templates_render_like_jinja2_in_transformers() {
         .collect();
     assert_eq!(expected.len(), templates.len() * conversations.len() * 2, "expected.json is stale: regenerate it");
 
-    let (mut same_text, mut both_raise, mut failures) = (0, 0, Vec::new());
+    let (mut same_text, mut both_raise, mut known, mut failures) = (0, 0, 0, Vec::new());
     for e in &expected {
         let case = format!("{} / {} / add_generation_prompt={}", e.template, e.conversation, e.add_generation_prompt);
         let got = compiled[e.template.as_str()].render(&conversations[&e.conversation], e.add_generation_prompt);
@@ -78,6 +84,9 @@ fn real_templates_render_like_jinja2_in_transformers() {
                 both_raise += 1
             }
             (_, Some(err), Err(got)) if err.kind == "other" && !matches!(got, ChatError::Raised(_)) => both_raise += 1,
+            (_, Some(err), Ok(_)) if KNOWN_DIFFERENCES.contains(&(e.template.as_str(), err.message.as_str())) => {
+                known += 1
+            }
             (want, err, got) => failures.push(format!(
                 "{case}:\n  python: {want:?} {err:?}\n  ours:   {got:?}",
                 err = err.as_ref().map(|e| (&e.kind, &e.message))
@@ -85,7 +94,7 @@ fn real_templates_render_like_jinja2_in_transformers() {
         }
     }
     println!(
-        "{} cases: {same_text} identical outputs, {both_raise} raise in both, {} differ",
+        "{} cases: {same_text} identical outputs, {both_raise} raise in both, {known} known differences, {} differ",
         expected.len(),
         failures.len()
     );

@@ -9,7 +9,9 @@
 //! - globals `raise_exception(msg)` and `strftime_now(fmt)`;
 //! - Python string/dict methods (`.strip()`, `.split()`, `.items()`, …) from `minijinja-contrib`'s
 //!   `pycompat`, with `strip`/`lstrip`/`rstrip` and the `trim` filter using Python's idea of
-//!   whitespace; `None`/`True`/`False` and floats print as Python prints them.
+//!   whitespace, and `title()` / `split()` / `splitlines()` as Python defines them; `None`,
+//!   `True`, `False` and floats print as Python prints them; jinja2's `center` and `wordcount`
+//!   filters, which minijinja lacks.
 //!
 //! Sandbox: no loader (so no `include`/`import`/`extends` of other sources), no I/O, fuel bounds
 //! the work and memory of one render, and the caller bounds the output size.
@@ -85,6 +87,7 @@ fn method_callback(state: &mut State, value: &Value, method: &str, args: &[Value
                 let max = args.get(1).and_then(|m| m.as_i64()).unwrap_or(-1);
                 return Ok(py_split_whitespace(s, max).into_iter().map(Value::from).collect());
             }
+            ("title", []) => return Ok(Value::from(py_title(s))),
             ("splitlines", []) | ("splitlines", [_]) => {
                 let keep = args.first().is_some_and(|k| k.is_true());
                 return Ok(py_splitlines(s, keep).into_iter().map(Value::from).collect());
@@ -93,6 +96,53 @@ fn method_callback(state: &mut State, value: &Value, method: &str, args: &[Value
         }
     }
     minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+}
+
+/// Python's `str.title()`: a cased character is upper-cased after an uncased one and
+/// lower-cased after a cased one (so "they're" becomes "They'Re", unlike jinja2's `title` filter).
+fn py_title(s: &str) -> String {
+    // The four Latin digraphs with a distinct titlecase form (Unicode category Lt).
+    const DIGRAPHS: [[char; 3]; 4] = [['Ǆ', 'ǅ', 'ǆ'], ['Ǉ', 'ǈ', 'ǉ'], ['Ǌ', 'ǋ', 'ǌ'], ['Ǳ', 'ǲ', 'ǳ']];
+    let mut out = String::with_capacity(s.len());
+    let mut prev_cased = false;
+    for c in s.chars() {
+        let digraph = DIGRAPHS.iter().find(|d| d.contains(&c));
+        let cased = c.is_uppercase() || c.is_lowercase() || digraph.is_some();
+        if cased && prev_cased {
+            out.extend(c.to_lowercase());
+        } else if let Some(d) = digraph {
+            out.push(d[1]);
+        } else if cased {
+            // Titlecase: the first character of the upper-case mapping, the rest lower-cased
+            // ("ß" -> "Ss", "ﬁ" -> "Fi"), which is what Unicode's titlecase mappings give.
+            let mut upper = c.to_uppercase();
+            out.extend(upper.next());
+            out.extend(upper.flat_map(|u| u.to_lowercase()));
+        } else {
+            out.push(c);
+        }
+        prev_cased = cased;
+    }
+    out
+}
+
+/// jinja2's `center(width=80)`: Python's `str.center`, which puts the odd space on the left
+/// when the width is odd.
+fn py_center(s: &str, width: Option<i64>) -> String {
+    let width = width.unwrap_or(80).clamp(0, 1 << 16) as usize;
+    let len = s.chars().count();
+    if width <= len {
+        return s.to_string();
+    }
+    let marg = width - len;
+    let left = marg / 2 + (marg & width & 1);
+    format!("{}{s}{}", " ".repeat(left), " ".repeat(marg - left))
+}
+
+/// jinja2's `wordcount`: the number of `\w+` runs.
+fn py_wordcount(s: &str) -> usize {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    s.split(|c: char| !word(c)).filter(|w| !w.is_empty()).count()
 }
 
 /// Python's `str.split()` / `str.split(None, maxsplit)`.
@@ -209,6 +259,8 @@ pub fn new_env(fuel: u64) -> Environment<'static> {
     env.set_fuel(Some(fuel));
     env.add_filter("tojson", json::tojson);
     env.add_filter("trim", |s: &str, chars: Option<&str>| py_strip(s, chars, true, true).to_string());
+    env.add_filter("center", |s: &str, width: Option<i64>| py_center(s, width));
+    env.add_filter("wordcount", |s: &str| py_wordcount(s));
     env.add_function("raise_exception", |msg: Rest<Value>| -> Result<Value, Error> {
         let text = msg.first().map(|v| v.to_string()).unwrap_or_default();
         Err(Error::new(ErrorKind::InvalidOperation, "raise_exception() was called").with_source(Raised(text)))
@@ -219,7 +271,14 @@ pub fn new_env(fuel: u64) -> Environment<'static> {
         ValueKind::None => out.write_str("None").map_err(Error::from),
         ValueKind::Bool => out.write_str(if value.is_true() { "True" } else { "False" }).map_err(Error::from),
         ValueKind::Number if !value.is_integer() => {
-            out.write_str(&json::py_float_repr(f64::try_from(value.clone()).unwrap_or(f64::NAN))).map_err(Error::from)
+            let x = f64::try_from(value.clone()).unwrap_or(f64::NAN);
+            // Python's str(float): repr, but "inf" / "nan" where JSON says Infinity / NaN.
+            let text = match x {
+                x if x.is_nan() => "nan".to_string(),
+                x if x.is_infinite() => (if x > 0.0 { "inf" } else { "-inf" }).to_string(),
+                x => json::py_float_repr(x),
+            };
+            out.write_str(&text).map_err(Error::from)
         }
         _ => minijinja::escape_formatter(out, state, value),
     });
