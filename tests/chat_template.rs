@@ -356,3 +356,19 @@ fn fallback_from_a_real_gguf_without_a_template() {
         assert!(text.contains("hi"), "{text}");
     }
 }
+
+#[test]
+fn templates_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<ChatTemplate>();
+    let t = std::sync::Arc::new(ChatTemplate::fallback("llama3", "<s>", "</s>").unwrap());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let t = t.clone();
+            std::thread::spawn(move || t.render(&[ChatMessage::new("user", format!("n{i}"))], true).unwrap())
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert!(h.join().unwrap().contains(&format!("n{i}")));
+    }
+}
