@@ -2,11 +2,13 @@
 //! in transformers' environment (goldens from tools/render_chat_templates.py), fallbacks are
 //! chosen by architecture and vocabulary, and bad input or hostile templates give typed errors.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use pocketllm::chat::{ChatDateTime, ChatError, ChatMessage, ChatTemplate, RenderLimits, TemplateSource};
-use pocketllm::gguf::{Array, Gguf, Metadata, Value};
+use pocketllm::gguf::{Array, Gguf, GgufWriter, Metadata, Value};
 use pocketllm::quant::GgmlType;
 use pocketllm::synth::{SynthArch, synth_model};
 use serde::Deserialize;
@@ -371,4 +373,52 @@ fn templates_are_shareable_across_threads() {
     for (i, h) in handles.into_iter().enumerate() {
         assert!(h.join().unwrap().contains(&format!("n{i}")));
     }
+}
+
+#[test]
+fn fixture_models_get_the_fallback_of_their_architecture() {
+    let models = common::fixture_models();
+    if models.is_empty() {
+        return; // common::fixtures() printed SKIPPED (and fails under CI=true)
+    }
+    for m in &models {
+        let bytes = common::read_fixture(m).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        let want = match g.metadata.get_str("general.architecture").unwrap() {
+            "qwen2" | "qwen3" => "chatml",
+            "gemma2" | "gemma3" => "gemma",
+            "phi3" => "phi3",
+            "llama" => "llama2", // their 512-token vocabularies have no Llama 3 / ChatML tokens
+            other => panic!("{m}: unexpected architecture {other}"),
+        };
+        let (t, source) = ChatTemplate::from_gguf(&g.metadata).unwrap();
+        assert_eq!(source, TemplateSource::Fallback(want), "{m}");
+        let tokens = g.metadata.get_str_array("tokenizer.ggml.tokens").unwrap();
+        let eos = g.metadata.get_u32("tokenizer.ggml.eos_token_id").unwrap() as usize;
+        assert_eq!(t.eos_token(), tokens[eos], "{m}");
+        t.render(&msgs(&[("system", "s"), ("user", "u"), ("assistant", "a"), ("user", "v")]), true).unwrap();
+    }
+}
+
+#[test]
+fn a_template_written_into_a_gguf_is_used() {
+    let src = std::fs::read_to_string(data_dir().join("Qwen-Qwen2.5-7B-Instruct.jinja")).unwrap();
+    let base = synth_model(SynthArch::Qwen2, GgmlType::Q8_0, 2);
+    let g = Gguf::parse(&base).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &g.metadata.entries {
+        w.set(k, v.clone());
+    }
+    w.set("tokenizer.chat_template", Value::String(src.clone()));
+    for t in &g.tensors {
+        w.add_tensor(&t.name, &t.dims, t.ty, g.tensor_bytes(&base, t).to_vec());
+    }
+    let bytes = w.to_bytes();
+    let g2 = Gguf::parse(&bytes).unwrap();
+    let (t, source) = ChatTemplate::from_gguf(&g2.metadata).unwrap();
+    assert_eq!(source, TemplateSource::Gguf);
+    let conv = msgs(&[("user", "Hi")]);
+    let direct = ChatTemplate::new(&src, t.bos_token(), t.eos_token()).unwrap();
+    assert_eq!(t.render(&conv, true).unwrap(), direct.render(&conv, true).unwrap());
+    assert!(t.render(&conv, true).unwrap().starts_with("<|im_start|>system\nYou are Qwen"));
 }
