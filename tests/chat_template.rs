@@ -7,7 +7,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use pocketllm::chat::{ChatDateTime, ChatError, ChatMessage, ChatTemplate, RenderLimits, TemplateSource};
+use pocketllm::chat::{
+    ChatDateTime, ChatError, ChatMessage, ChatTemplate, MAX_TAG_OPERATORS, RenderLimits, TemplateSource,
+    max_tag_operators,
+};
 use pocketllm::gguf::{Array, Gguf, GgufWriter, Metadata, Value};
 use pocketllm::quant::GgmlType;
 use pocketllm::synth::{SynthArch, synth_model};
@@ -112,14 +115,18 @@ fn real_templates_stay_far_below_the_default_bounds() {
     let long: Vec<ChatMessage> =
         (0..100).map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, "x".repeat(200))).collect();
     let tight = RenderLimits { max_output_bytes: 64 * 1024, fuel: 20_000 };
+    let mut busiest = 0;
     assert!(tight.fuel * 50 <= RenderLimits::default().fuel);
     for (name, t) in &templates {
         let src = std::fs::read_to_string(data_dir().join(&t.file)).unwrap();
+        busiest = busiest.max(max_tag_operators(&src));
         let ct = ChatTemplate::new(&src, &t.bos_token, &t.eos_token).unwrap().with_limits(tight);
         let text = ct.render(&long, true).unwrap_or_else(|e| panic!("{name}: {e}"));
         // (The features template stops after three turns on purpose.)
         assert!(text.len() > 100 * 200 || name.starts_with("pocketllm"), "{name}");
     }
+    // The stack guard leaves real templates plenty of room.
+    assert!(busiest * 4 <= MAX_TAG_OPERATORS, "busiest tag has {busiest} operators");
 }
 
 #[test]
@@ -203,6 +210,27 @@ fn bad_and_hostile_templates_give_typed_errors() {
             Err(ChatError::Syntax(msg)) => assert!(!msg.is_empty()),
             Err(e) => panic!("{bad:?}: {e:?}"),
             Ok(t) => assert!(t.render(&m, true).is_err(), "{bad:?} rendered"),
+        }
+    }
+    // Deep nesting is refused by the parser's depth limit, not by overflowing the stack.
+    for deep in [
+        format!("{{{{ {}1{} }}}}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{{{{ {}1{} }}}}", "[".repeat(100_000), "]".repeat(100_000)),
+        format!("{}x{}", "{% if true %}".repeat(10_000), "{% endif %}".repeat(10_000)),
+        format!("{{{{ 1{} }}}}", " + 1".repeat(100_000)),
+        format!("{{{{ x{} }}}}", "|trim".repeat(100_000)),
+        format!("{{{{ {}1 }}}}", "not ".repeat(100_000)),
+        format!("{{{{ {}1 }}}}", "-".repeat(100_000)),
+        format!("{{{{ x{} }}}}", ".a".repeat(100_000)),
+        format!("{{% set y = x{} %}}", "()".repeat(100_000)),
+        format!("{{{{ {{'a': {{'b': 1}}}} {} }}}}", "+ 1 ".repeat(100_000)),
+    ] {
+        match ChatTemplate::new(&deep, "", "") {
+            Err(ChatError::Syntax(_)) => {}
+            Ok(t) => {
+                assert!(matches!(t.render(&m, true), Ok(_) | Err(ChatError::Render(_) | ChatError::TooLarge { .. })))
+            }
+            Err(e) => panic!("{e:?}"),
         }
     }
     let raising = ChatTemplate::new("{{ raise_exception('No ' + messages[0].role + ' here!') }}", "", "").unwrap();

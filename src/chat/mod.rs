@@ -19,6 +19,7 @@
 
 mod env;
 mod fallback;
+mod guard;
 mod json;
 mod time;
 
@@ -28,6 +29,7 @@ use minijinja::value::Value;
 use minijinja::{Environment, ErrorKind};
 
 pub use fallback::{FALLBACKS, choose_fallback};
+pub use guard::{MAX_TAG_OPERATORS, max_tag_operators};
 pub use time::ChatDateTime;
 
 /// One turn of a conversation.
@@ -117,6 +119,13 @@ impl ChatTemplate {
     /// Compiles `source_text` once; `bos_token` and `eos_token` are the strings the template
     /// sees as `bos_token` / `eos_token`.
     pub fn new(source_text: &str, bos_token: &str, eos_token: &str) -> Result<Self, ChatError> {
+        let ops = guard::max_tag_operators(source_text);
+        if ops > guard::MAX_TAG_OPERATORS {
+            return Err(ChatError::Syntax(format!(
+                "a tag holds {ops} operators, more than the {} allowed (the expression would nest too deeply)",
+                guard::MAX_TAG_OPERATORS
+            )));
+        }
         let limits = RenderLimits::default();
         let mut env = env::new_env(limits.fuel);
         env.add_template_owned(env::TEMPLATE_NAME, env::rewrite_generation_tags(source_text))
