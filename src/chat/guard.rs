@@ -6,7 +6,7 @@
 //! stack (the browser's wasm stack is 1 MiB): the process aborts. So before minijinja sees a
 //! template, every `{{ … }}` and `{% … %}` tag is scanned and may hold at most
 //! [`MAX_TAG_OPERATORS`] operators (string literals and comments are skipped). Real templates
-//! use a few dozen at most (the busiest tag among the 18 in the tests has under 30).
+//! use a few dozen at most (the busiest tag among the templates in `tests/data/chat_templates` has 22).
 
 /// Operators (and operator keywords) one tag may contain.
 pub const MAX_TAG_OPERATORS: usize = 256;
