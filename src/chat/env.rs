@@ -5,7 +5,7 @@
 //!   default `keep_trailing_newline=False`), no auto-escaping;
 //! - loop controls (`{% break %}`, `{% continue %}`, jinja2's `loopcontrols` extension);
 //! - `{% generation %}…{% endgeneration %}` (transformers' assistant-mask tag) renders its body;
-//! - filter `tojson` = `json.dumps(ensure_ascii=False, …)` (see [`super::json`]);
+//! - filter `tojson` = `json.dumps(ensure_ascii=False, …)` (see `json.rs`);
 //! - globals `raise_exception(msg)` and `strftime_now(fmt)`;
 //! - Python string/dict methods (`.strip()`, `.split()`, `.items()`, …) from `minijinja-contrib`'s
 //!   `pycompat`, with `strip`/`lstrip`/`rstrip` and the `trim` filter using Python's idea of

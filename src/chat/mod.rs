@@ -1,7 +1,7 @@
 //! Chat templates: turning a conversation into the prompt text a model was trained on.
 //!
 //! GGUF files carry the Hugging Face Jinja template in `tokenizer.chat_template`. It is rendered
-//! with `minijinja`, set up to behave like transformers' jinja2 environment (see [`env`] for the
+//! with `minijinja`, set up to behave like transformers' jinja2 environment (`src/chat/env.rs` has the
 //! exact list), and checked byte for byte against Python jinja2 on real templates
 //! (`tests/chat_template.rs`). Models without a template get a built-in one chosen from the
 //! architecture and vocabulary ([`TemplateSource::Fallback`]).
