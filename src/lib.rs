@@ -7,9 +7,9 @@
 
 pub mod backend;
 pub mod chat;
-pub mod engine;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod model;
