@@ -126,3 +126,18 @@ fn bad_calls_are_errors_and_the_model_stays_usable() {
     // Batched and one-at-a-time runs differ by summation order only.
     assert!(worst < 1e-4, "batched vs stepwise: {worst}");
 }
+
+/// What multi-turn KV reuse relies on: processing a prompt's tail on top of its cached head
+/// gives exactly the logits of processing the whole prompt at once (each position's arithmetic
+/// does not depend on how the prompt was split into batches).
+#[test]
+fn cached_prefix_plus_tail_equals_whole_prompt_bit_for_bit() {
+    for ty in [GgmlType::F32, GgmlType::Q8_0, GgmlType::Q4_K] {
+        let mut m = load(&synth_model(SynthArch::Llama3, ty, 4)).unwrap();
+        let prompt: Vec<u32> = (0..29).map(|i| (i * 53 % 500 + 3) as u32).collect();
+        let whole = m.forward(&prompt, 0, Logits::Last).unwrap();
+        let _ = m.forward(&prompt[..17], 0, Logits::Last).unwrap();
+        let reused = m.forward(&prompt[17..], 17, Logits::Last).unwrap();
+        assert_eq!(whole, reused, "{ty}");
+    }
+}
