@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod chat;
+pub mod clock;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod download;
 pub mod engine;

@@ -4,11 +4,11 @@
 use super::stop::StopMatcher;
 use super::{CancelToken, Completion, Engine, FinishReason, GenerationOptions, Usage};
 use crate::backend::Backend;
+use crate::clock::Stopwatch;
 use crate::model::Logits;
 use crate::sampler::Sampler;
 use crate::tokenizer::StreamDecoder;
 use crate::{Error, Result};
-use std::time::Instant;
 
 impl<B: Backend> Engine<B> {
     pub(super) fn generate(
@@ -33,10 +33,10 @@ impl<B: Backend> Engine<B> {
         // processed to get logits for the next one.
         let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
         self.cached.truncate(reused);
-        let t0 = Instant::now();
+        let t0 = Stopwatch::start();
         let mut logits = self.model.forward(&prompt[reused..], reused, Logits::Last)?;
         self.cached.extend_from_slice(&prompt[reused..]);
-        let prefill_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let prefill_ms = t0.elapsed_ms();
 
         let mut sampler = Sampler::new(opts.sampler());
         let mut history = prompt.to_vec();
@@ -51,7 +51,7 @@ impl<B: Backend> Engine<B> {
         };
         let mut tokens = Vec::new();
         let mut stopped_by_string = false;
-        let t1 = Instant::now();
+        let t1 = Stopwatch::start();
         let finish_reason = loop {
             if cancel.is_cancelled() {
                 break FinishReason::Cancelled;
@@ -83,7 +83,7 @@ impl<B: Backend> Engine<B> {
                 emit(&stops.finish(), &mut text);
             }
         }
-        let decode_ms = t1.elapsed().as_secs_f64() * 1e3;
+        let decode_ms = t1.elapsed_ms();
         let decoded = tokens.len().saturating_sub(1);
         Ok(Completion {
             text,

@@ -29,9 +29,10 @@ pub fn quantize_acts(ty: GgmlType, x: &[f32], n: usize, cols: usize, acts: &mut 
     }
 }
 
-/// out[t][r] = w[r] · acts[t] for t < n, splitting weight rows over the pool's threads.
+/// out[t][r] = w[r] · acts[t] for t < n, splitting weight rows over the pool's threads (on the
+/// calling thread when there is no pool).
 pub fn matmul(
-    pool: &rayon::ThreadPool,
+    pool: Option<&rayon::ThreadPool>,
     weight: &CpuWeight,
     acts: &QuantizedActs,
     n: usize,
@@ -52,20 +53,26 @@ pub fn matmul(
     };
     if n == 1 {
         // Decode: out is already [rows].
-        let threads = pool.current_num_threads();
-        if threads > 1 {
-            // Multiples of 4 rows keep the 4-row kernels on their fast path.
-            let per_task = rows.div_ceil(threads * DECODE_TASKS_PER_THREAD).next_multiple_of(4);
-            pool.install(|| {
-                out[..rows].par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| run(c * per_task, dst))
-            });
-        } else {
-            run(0, &mut out[..rows]);
+        match pool {
+            Some(pool) => {
+                // Multiples of 4 rows keep the 4-row kernels on their fast path.
+                let per_task = rows.div_ceil(pool.current_num_threads() * DECODE_TASKS_PER_THREAD).next_multiple_of(4);
+                pool.install(|| {
+                    out[..rows].par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| run(c * per_task, dst))
+                });
+            }
+            None => run(0, &mut out[..rows]),
         }
         return;
     }
     tmp.resize(rows * n, 0.0);
-    pool.install(|| tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst)));
+    match pool {
+        Some(pool) => pool.install(|| {
+            tmp.par_chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst))
+        }),
+        None => tmp.chunks_mut(ROWS_PER_TASK * n).enumerate().for_each(|(c, dst)| run(c * ROWS_PER_TASK, dst)),
+    }
+
     for (c, chunk) in tmp.chunks(ROWS_PER_TASK * n).enumerate() {
         let len = chunk.len() / n;
         for t in 0..n {

@@ -30,7 +30,9 @@ pub struct CpuKvCache {
 }
 
 pub struct CpuBackend {
-    pool: rayon::ThreadPool,
+    /// `None` for one thread: no pool at all, which also keeps the single-threaded build free of
+    /// thread spawning (there are no threads in a plain wasm32 module).
+    pool: Option<rayon::ThreadPool>,
     rope: Option<RopeTable>,
     acts: QuantizedActs,
     angles: Vec<(f32, f32)>,
@@ -46,10 +48,15 @@ const KEEP_F32_MAX: usize = 1 << 16;
 impl CpuBackend {
     /// `threads` = 0 uses every available core.
     pub fn new(threads: usize) -> Result<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?;
+        let pool = match threads {
+            1 => None,
+            _ => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| Error::InvalidArgument(format!("cannot start {threads} threads: {e}")))?,
+            ),
+        };
         Ok(CpuBackend {
             pool,
             rope: None,
@@ -62,7 +69,7 @@ impl CpuBackend {
     }
 
     pub fn threads(&self) -> usize {
-        self.pool.current_num_threads()
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
     }
 }
 
@@ -147,7 +154,7 @@ impl Backend for CpuBackend {
 
     fn matmul(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
         matmul::quantize_acts(w.ty, x, n_tokens, w.cols, &mut self.acts);
-        matmul::matmul(&self.pool, w, &self.acts, n_tokens, &mut self.matmul_tmp, out);
+        matmul::matmul(self.pool.as_ref(), w, &self.acts, n_tokens, &mut self.matmul_tmp, out);
     }
 
     fn add_bias(&mut self, x: &mut Vec<f32>, b: &CpuWeight, n_tokens: usize) {
