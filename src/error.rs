@@ -28,6 +28,8 @@ pub enum Error {
     ContextFull { needed: usize, context: usize },
     #[error("token id {id} is out of range (vocabulary has {n_vocab})")]
     TokenOutOfRange { id: u32, n_vocab: usize },
+    #[error("model too large: out of memory allocating {0}")]
+    OutOfMemory(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("I/O: {0}")]
@@ -47,6 +49,7 @@ impl Error {
             Error::Tokenizer(_) => "tokenizer",
             Error::Chat(_) => "invalid_request",
             Error::ContextFull { .. } => "context_full",
+            Error::OutOfMemory(_) => "model_too_large",
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
             Error::Io(_) => "io",
             #[cfg(not(target_arch = "wasm32"))]

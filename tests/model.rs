@@ -141,3 +141,15 @@ fn cached_prefix_plus_tail_equals_whole_prompt_bit_for_bit() {
         assert_eq!(whole, reused, "{ty}");
     }
 }
+
+/// A context no machine can hold is a typed `model_too_large` error, not an abort.
+#[test]
+fn an_impossible_context_is_an_error() {
+    let bytes = synth_model(SynthArch::Llama, GgmlType::Q8_0, 1);
+    let g = Gguf::parse(&bytes).unwrap();
+    for ctx in [1usize << 40, usize::MAX / 2] {
+        let opts = ModelOptions { context_length: ctx, batch_size: 8 };
+        let err = Model::load(&g, &bytes, CpuBackend::new(1).unwrap(), &opts).err().unwrap();
+        assert_eq!(err.code(), "model_too_large", "{err}");
+    }
+}

@@ -4,7 +4,7 @@
 use super::{Engine, EngineOptions, ModelInfo};
 use crate::backend::Backend;
 use crate::chat::ChatTemplate;
-use crate::gguf::{Gguf, GgufError, GgufStream};
+use crate::gguf::{Gguf, GgufStream};
 use crate::model::weights::{TensorSource, tensor_summary};
 use crate::model::{Model, ModelOptions};
 use crate::tokenizer::Tokenizer;
@@ -49,11 +49,19 @@ impl EngineLoader {
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<LoadProgress> {
         let tensors = &mut self.tensors;
-        self.stream.push::<GgufError>(chunk, |h, c| {
+        self.stream.push::<Error>(chunk, |h, c| {
             if tensors.is_empty() {
-                tensors.extend(h.tensors.iter().map(|t| Vec::with_capacity(t.n_bytes as usize)));
+                tensors.resize_with(h.tensors.len(), Vec::new);
             }
-            tensors[c.tensor].extend_from_slice(c.bytes);
+            let buf = &mut tensors[c.tensor];
+            if buf.capacity() == 0 {
+                // Sized by what the header claims, which a file of unknown length cannot bound:
+                // a failed reservation is an error, not an abort.
+                let t = &h.tensors[c.tensor];
+                buf.try_reserve_exact(t.n_bytes as usize)
+                    .map_err(|_| Error::OutOfMemory(format!("tensor {}: {} MiB", t.name, t.n_bytes >> 20)))?;
+            }
+            buf.extend_from_slice(c.bytes);
             Ok(())
         })?;
         Ok(LoadProgress { phase: LoadPhase::Read, loaded: self.stream.position(), total: self.total })

@@ -42,6 +42,15 @@ pub struct CpuBackend {
     matmul_tmp: Vec<f32>,
 }
 
+/// A zeroed buffer, or a typed error when memory runs out (an oversized context must not abort
+/// the process).
+fn zeroed(name: &str, len: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(format!("{name}: {} MiB", (len as u64 * 4) >> 20)))?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
 /// Tensors up to this many values are also kept as f32 (norm weights, biases).
 const KEEP_F32_MAX: usize = 1 << 16;
 
@@ -98,21 +107,25 @@ impl Backend for CpuBackend {
         } else {
             None
         };
-        Ok(CpuWeight { ty, rows, cols, bytes: bytes.to_vec(), f32 })
+        let mut owned = Vec::new();
+        owned
+            .try_reserve_exact(bytes.len())
+            .map_err(|_| Error::OutOfMemory(format!("{name}: {} MiB", bytes.len() >> 20)))?;
+        owned.extend_from_slice(bytes);
+        Ok(CpuWeight { ty, rows, cols, bytes: owned, f32 })
     }
 
-    fn alloc(&mut self, _name: &str, len: usize) -> Result<Vec<f32>> {
-        Ok(vec![0.0; len])
+    fn alloc(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {
+        zeroed(name, len)
     }
 
     fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<CpuKvCache> {
-        Ok(CpuKvCache {
-            n_ctx,
-            k_width,
-            v_width,
-            k: (0..n_layer).map(|_| vec![0.0; n_ctx * k_width]).collect(),
-            v: (0..n_layer).map(|_| vec![0.0; n_ctx * v_width]).collect(),
-        })
+        let layers = |width: usize| {
+            let len =
+                n_ctx.checked_mul(width).ok_or_else(|| Error::OutOfMemory(format!("KV cache of {n_ctx} positions")))?;
+            (0..n_layer).map(|_| zeroed("KV cache", len)).collect::<Result<Vec<_>>>()
+        };
+        Ok(CpuKvCache { n_ctx, k_width, v_width, k: layers(k_width)?, v: layers(v_width)? })
     }
 
     fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()> {
