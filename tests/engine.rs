@@ -269,3 +269,34 @@ fn openai_shaped_json_requests() {
     assert_eq!(v["finish_reason"], "cancelled");
     assert!(v["usage"]["prompt_tokens"].is_number() && v["usage"]["decode_tok_s"].is_number());
 }
+
+/// The yield hook runs once per decoded token, and a cancel made while the host is yielded (as
+/// a browser Worker's cancel message is handled) stops generation before the next token.
+#[test]
+fn yield_hook_runs_per_token_and_a_cancel_while_yielded_stops_at_once() {
+    let Some(bytes) = common::read_fixture(STORIES) else { return };
+    let mut e = engine(&bytes, EngineOptions::default());
+    let cancel = CancelToken::new();
+    let remote = cancel.clone();
+    let mut yields = 0;
+    let mut hook = || -> pocketllm::engine::YieldFuture {
+        yields += 1;
+        if yields == 5 {
+            remote.cancel();
+        }
+        Box::pin(std::future::ready(()))
+    };
+    let req = text_req("Once upon a time", greedy(64));
+    let c = block(e.complete_stream_yielding(&req, &cancel, |_| {}, &mut hook)).unwrap();
+    assert_eq!(c.finish_reason, FinishReason::Cancelled);
+    assert_eq!(c.usage.completion_tokens, 5);
+    let mut count = 0;
+    let mut hook = || -> pocketllm::engine::YieldFuture {
+        count += 1;
+        Box::pin(std::future::ready(()))
+    };
+    let c = block(e.complete_stream_yielding(&req, &CancelToken::new(), |_| {}, &mut hook)).unwrap();
+    let fresh = block(engine(&bytes, EngineOptions::default()).complete(&req)).unwrap();
+    assert_eq!((c.tokens.clone(), c.text.clone()), (fresh.tokens, fresh.text));
+    assert_eq!(count, c.usage.completion_tokens - 1, "one yield after each token that is fed back");
+}

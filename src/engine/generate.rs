@@ -2,7 +2,7 @@
 //! sample one token at a time until a stop condition.
 
 use super::stop::StopMatcher;
-use super::{CancelToken, Completion, Engine, FinishReason, GenerationOptions, Usage};
+use super::{CancelToken, Completion, Engine, FinishReason, GenerationOptions, Usage, YieldFuture};
 use crate::backend::Backend;
 use crate::clock::Stopwatch;
 use crate::model::Logits;
@@ -11,12 +11,13 @@ use crate::tokenizer::StreamDecoder;
 use crate::{Error, Result};
 
 impl<B: Backend> Engine<B> {
-    pub(super) fn generate(
+    pub(super) async fn generate(
         &mut self,
         prompt: &[u32],
         opts: &GenerationOptions,
         cancel: &CancelToken,
         on_delta: &mut dyn FnMut(&str),
+        yield_now: &mut dyn FnMut() -> YieldFuture,
     ) -> Result<Completion> {
         let n_ctx = self.model.n_ctx();
         if prompt.is_empty() {
@@ -73,6 +74,7 @@ impl<B: Backend> Engine<B> {
             }
             logits = self.model.forward(&[id], self.cached.len(), Logits::Last)?;
             self.cached.push(id);
+            yield_now().await;
         };
         if !stopped_by_string {
             // Bytes of an unfinished character, and text held back for a stop string that never

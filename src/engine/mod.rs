@@ -17,6 +17,8 @@ use crate::model::Model;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -62,6 +64,13 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+}
+
+/// A future a host awaits between tokens (see `complete_stream_yielding`).
+pub type YieldFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+fn no_yield() -> YieldFuture {
+    Box::pin(std::future::ready(()))
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -147,14 +156,27 @@ impl<B: Backend> Engine<B> {
         &mut self,
         req: &CompletionRequest,
         cancel: &CancelToken,
+        on_delta: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.complete_stream_yielding(req, cancel, on_delta, &mut no_yield).await
+    }
+
+    /// `complete_stream` that awaits `yield_now()` after every token. A host whose cancel
+    /// requests arrive as events on the same thread (a browser Worker's messages) returns a
+    /// future that lets them run, so a cancel takes effect before the next token.
+    pub async fn complete_stream_yielding(
+        &mut self,
+        req: &CompletionRequest,
+        cancel: &CancelToken,
         mut on_delta: impl FnMut(&str),
+        yield_now: &mut dyn FnMut() -> YieldFuture,
     ) -> Result<Completion> {
         req.options.validate()?;
         let prompt = match &req.prompt {
             Prompt::Text(t) => self.tokenizer.encode(t, req.add_special, true),
             Prompt::Tokens(t) => t.clone(),
         };
-        self.generate(&prompt, &req.options, cancel, &mut on_delta)
+        self.generate(&prompt, &req.options, cancel, &mut on_delta, yield_now).await
     }
 
     pub async fn chat(&mut self, req: &ChatRequest) -> Result<Completion> {
@@ -166,11 +188,22 @@ impl<B: Backend> Engine<B> {
         &mut self,
         req: &ChatRequest,
         cancel: &CancelToken,
+        on_delta: impl FnMut(&str),
+    ) -> Result<Completion> {
+        self.chat_stream_yielding(req, cancel, on_delta, &mut no_yield).await
+    }
+
+    /// `chat_stream` that awaits `yield_now()` after every token (see `complete_stream_yielding`).
+    pub async fn chat_stream_yielding(
+        &mut self,
+        req: &ChatRequest,
+        cancel: &CancelToken,
         mut on_delta: impl FnMut(&str),
+        yield_now: &mut dyn FnMut() -> YieldFuture,
     ) -> Result<Completion> {
         req.options.validate()?;
         let prompt = self.chat_prompt(&req.messages)?;
-        self.generate(&prompt, &req.options, cancel, &mut on_delta)
+        self.generate(&prompt, &req.options, cancel, &mut on_delta, yield_now).await
     }
 
     /// The tokens of a rendered conversation, dropping old turns if the options allow and it
