@@ -18,5 +18,7 @@ pub mod quant;
 pub mod sampler;
 pub mod synth;
 pub mod tokenizer;
+#[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
+pub mod wasm;
 
 pub use error::{Error, Result};

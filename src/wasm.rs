@@ -1,0 +1,186 @@
+//! The wasm-bindgen surface the npm package's Worker (`pkg/worker.js`) drives: a chunked
+//! `Loader` and an `Engine` over the CPU backend. Requests go in as OpenAI-shaped JSON strings
+//! and results come out as plain JS objects; every error is a JS `Error` with a `code` property
+//! (`pocketllm::Error::code()`, or `invalid_request` / `busy` / `invalid_state` from here).
+//! This file is the only place that knows about JavaScript.
+
+use crate::backend::cpu::CpuBackend;
+use crate::engine::{
+    CancelToken, ChatRequest, Completion, CompletionRequest, Engine, EngineLoader, EngineOptions, LoadProgress,
+    YieldFuture,
+};
+use js_sys::{Function, Promise};
+use serde::Serialize;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+fn js_error(code: &str, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &code.into());
+    e.into()
+}
+
+impl From<crate::Error> for JsValue {
+    fn from(e: crate::Error) -> JsValue {
+        js_error(e.code(), &e.to_string())
+    }
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| js_error("internal", &e.to_string()))
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Result<T, JsValue> {
+    serde_json::from_str(json).map_err(|e| js_error("invalid_request", &format!("bad request: {e}")))
+}
+
+/// Engine options from JS (`finish`'s JSON): snake_case as in the Rust struct.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct LoadOptions {
+    context_length: usize,
+    batch_size: Option<usize>,
+}
+
+/// Takes a GGUF file chunk by chunk (a streamed download, a File read in slices).
+#[wasm_bindgen]
+pub struct Loader {
+    inner: Option<EngineLoader>,
+}
+
+#[wasm_bindgen]
+impl Loader {
+    /// `total_len`: the file size when known (Content-Length, File.size).
+    #[wasm_bindgen(constructor)]
+    pub fn new(total_len: Option<f64>) -> Loader {
+        Loader { inner: Some(EngineLoader::new(total_len.map(|n| n as u64))) }
+    }
+
+    /// Adds the next bytes; returns `{ phase: 'read', loaded, total }`. A bad header is an
+    /// error as soon as it has arrived.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<JsValue, JsValue> {
+        let loader = self.inner.as_mut().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
+        to_js(&loader.push(chunk)?)
+    }
+
+    /// Whether the GGUF header has been read yet.
+    #[wasm_bindgen(js_name = hasHeader)]
+    pub fn has_header(&self) -> bool {
+        self.inner.as_ref().is_some_and(|l| l.header().is_some())
+    }
+
+    /// Builds the engine. `options_json`: `{"context_length": N}` (0 = the model's, at most
+    /// 4096). `on_progress` sees `{ phase: 'upload', loaded, total }` per tensor.
+    pub fn finish(&mut self, options_json: &str, on_progress: Option<Function>) -> Result<WasmEngine, JsValue> {
+        let loader = self.inner.take().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
+        let o: LoadOptions = parse(if options_json.is_empty() { "{}" } else { options_json })?;
+        let mut options = EngineOptions { context_length: o.context_length, ..Default::default() };
+        if let Some(b) = o.batch_size {
+            options.batch_size = b;
+        }
+        let mut progress = |p: &LoadProgress| {
+            if let (Some(f), Ok(v)) = (&on_progress, to_js(p)) {
+                let _ = f.call1(&JsValue::NULL, &v);
+            }
+        };
+        let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress)?;
+        Ok(WasmEngine { engine: Rc::new(RefCell::new(engine)), cancel: Rc::new(RefCell::new(CancelToken::new())) })
+    }
+}
+
+/// A loaded model on the CPU backend. One generation at a time: a second while one runs is
+/// refused with code `busy` (the Worker queues requests).
+#[wasm_bindgen(js_name = Engine)]
+pub struct WasmEngine {
+    engine: Rc<RefCell<Engine<CpuBackend>>>,
+    cancel: Rc<RefCell<CancelToken>>,
+}
+
+enum Request {
+    Complete(CompletionRequest),
+    Chat(ChatRequest),
+}
+
+#[wasm_bindgen(js_class = Engine)]
+impl WasmEngine {
+    /// `request_json`: an OpenAI-shaped completion request (`prompt`: text or token ids,
+    /// `max_tokens`, `temperature`, `stop`, `ignore_eos`, ...). `on_delta(text)` gets each
+    /// piece of new text; `yield_now()`, if given, returns a Promise awaited after every token
+    /// so that a `cancel()` arriving as an event is seen before the next one. Resolves to
+    /// `{ text, tokens, finish_reason, usage }`.
+    pub fn complete(&self, request_json: &str, on_delta: Option<Function>, yield_now: Option<Function>) -> Promise {
+        match parse(request_json) {
+            Ok(r) => self.run(Request::Complete(r), on_delta, yield_now),
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// `request_json`: an OpenAI-shaped chat request (`messages: [{role, content}]`, ...);
+    /// otherwise as `complete`.
+    pub fn chat(&self, request_json: &str, on_delta: Option<Function>, yield_now: Option<Function>) -> Promise {
+        match parse(request_json) {
+            Ok(r) => self.run(Request::Chat(r), on_delta, yield_now),
+            Err(e) => Promise::reject(&e),
+        }
+    }
+
+    /// Stops the running generation before its next token (`finish_reason: 'cancelled'`).
+    pub fn cancel(&self) {
+        self.cancel.borrow().cancel();
+    }
+
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, JsValue> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        Ok(e.tokenize(text, add_special, parse_special))
+    }
+
+    pub fn detokenize(&self, tokens: Vec<u32>) -> Result<String, JsValue> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        Ok(e.detokenize(&tokens)?)
+    }
+
+    /// `{ architecture, name, parameter_count, vocab_size, context_length, ... }`.
+    pub fn info(&self) -> Result<JsValue, JsValue> {
+        let e = self.engine.try_borrow().map_err(|_| busy())?;
+        to_js(e.info())
+    }
+
+    /// Forgets the cached conversation.
+    pub fn reset(&self) -> Result<(), JsValue> {
+        self.engine.try_borrow_mut().map_err(|_| busy())?.reset();
+        Ok(())
+    }
+
+    fn run(&self, req: Request, on_delta: Option<Function>, yield_now: Option<Function>) -> Promise {
+        let engine = self.engine.clone();
+        let token = CancelToken::new();
+        *self.cancel.borrow_mut() = token.clone();
+        future_to_promise(async move {
+            let mut engine = engine.try_borrow_mut().map_err(|_| busy())?;
+            let on_delta = |text: &str| {
+                if let Some(f) = &on_delta {
+                    let _ = f.call1(&JsValue::NULL, &text.into());
+                }
+            };
+            let mut hook = || -> YieldFuture {
+                let promise = yield_now.as_ref().and_then(|f| f.call0(&JsValue::NULL).ok());
+                Box::pin(async move {
+                    if let Some(p) = promise.and_then(|p| p.dyn_into::<Promise>().ok()) {
+                        let _ = JsFuture::from(p).await;
+                    }
+                })
+            };
+            let done: Completion = match &req {
+                Request::Complete(r) => engine.complete_stream_yielding(r, &token, on_delta, &mut hook).await?,
+                Request::Chat(r) => engine.chat_stream_yielding(r, &token, on_delta, &mut hook).await?,
+            };
+            to_js(&done)
+        })
+    }
+}
+
+fn busy() -> JsValue {
+    js_error("busy", "the engine is running another request")
+}
