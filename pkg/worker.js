@@ -1,0 +1,157 @@
+// The Web Worker that owns the engine (the wasm module). index.js on the main thread only
+// posts messages to it:
+//   { id, type: 'load', source: { url } | { blob } | { buffer }, options: { context_length } }
+//   { id, type: 'complete' | 'chat', request }   (OpenAI-shaped, JSON-able)
+//   { id, type: 'tokenize', text, addSpecial, parseSpecial } | { id, type: 'detokenize', tokens }
+//   { id, type: 'reset' } | { type: 'cancel', target }
+// and gets back { id, type: 'progress' | 'delta' | 'done' | 'error', ... }.
+// Requests run one at a time, in order; a cancel is handled between two tokens, because the
+// engine awaits `yieldNow` (a macrotask, so this worker's queued messages run) after each one.
+import init, { Loader } from './generated/pocketllm.js';
+
+let engine = null;
+let queue = Promise.resolve();
+let running = null; // id of the generation in progress
+const pending = new Set(); // generations queued, not started
+const cancelledEarly = new Set();
+
+const post = (m) => self.postMessage(m);
+
+// A macrotask without setTimeout's 4 ms clamp: a message to ourselves through a channel.
+const channel = new MessageChannel();
+const waiting = [];
+channel.port1.onmessage = () => waiting.shift()?.();
+const yieldNow = () =>
+  new Promise((resolve) => {
+    waiting.push(resolve);
+    channel.port2.postMessage(null);
+  });
+
+function fail(code, message) {
+  const e = new Error(message);
+  e.code = code;
+  return e;
+}
+
+const CHUNK = 4 << 20;
+
+// Byte chunks of the model, with the phase to report: 'download' (fetch) or 'read' (File,
+// Blob, ArrayBuffer).
+async function* chunksOf(source) {
+  if (source.url !== undefined) {
+    let res;
+    try {
+      res = await fetch(source.url);
+    } catch (e) {
+      throw fail('network', `cannot fetch ${source.url}: ${e.message}`);
+    }
+    if (!res.ok) throw fail('network', `HTTP ${res.status} ${res.statusText} for ${source.url}`);
+    const encoded = (res.headers.get('Content-Encoding') || 'identity') !== 'identity';
+    const len = Number(res.headers.get('Content-Length'));
+    yield { total: !encoded && len > 0 ? len : undefined, phase: 'download' };
+    const reader = res.body.getReader();
+    for (;;) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw fail('network', `download of ${source.url} failed: ${e.message}`);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } else if (source.blob !== undefined) {
+    yield { total: source.blob.size, phase: 'read' };
+    for (let at = 0; at < source.blob.size; at += CHUNK) {
+      yield new Uint8Array(await source.blob.slice(at, at + CHUNK).arrayBuffer());
+    }
+  } else {
+    const bytes = new Uint8Array(source.buffer);
+    yield { total: bytes.length, phase: 'read' };
+    for (let at = 0; at < bytes.length; at += CHUNK) yield bytes.subarray(at, at + CHUNK);
+  }
+}
+
+async function load(m) {
+  await init();
+  let loader = null;
+  let phase = 'read';
+  let total;
+  let loaded = 0;
+  let last = 0;
+  for await (const chunk of chunksOf(m.source)) {
+    if (!(chunk instanceof Uint8Array)) {
+      ({ total, phase } = chunk);
+      loader = new Loader(total);
+      continue;
+    }
+    loader.push(chunk);
+    loaded += chunk.length;
+    const now = Date.now();
+    if (now - last > 50) {
+      last = now;
+      post({ id: m.id, type: 'progress', phase, loaded, total });
+    }
+  }
+  post({ id: m.id, type: 'progress', phase, loaded, total: total ?? loaded });
+  const onUpload = (p) => post({ id: m.id, type: 'progress', phase: 'upload', loaded: p.loaded, total: p.total });
+  engine?.free();
+  engine = loader.finish(JSON.stringify(m.options || {}), onUpload);
+  return { info: engine.info() };
+}
+
+const cancelled = (prompt_tokens = 0) => ({
+  text: '',
+  tokens: [],
+  finish_reason: 'cancelled',
+  usage: { prompt_tokens, completion_tokens: 0, cached_tokens: 0, prefill_tok_s: 0, decode_tok_s: 0 },
+});
+
+async function generate(m) {
+  pending.delete(m.id);
+  if (cancelledEarly.delete(m.id)) return cancelled();
+  const onDelta = m.request.stream ? (text) => post({ id: m.id, type: 'delta', text }) : undefined;
+  const json = JSON.stringify(m.request);
+  running = m.id;
+  try {
+    return await (m.type === 'chat' ? engine.chat(json, onDelta, yieldNow) : engine.complete(json, onDelta, yieldNow));
+  } finally {
+    running = null;
+  }
+}
+
+async function handle(m) {
+  if (m.type !== 'load' && !engine) throw fail('invalid_state', 'no model is loaded');
+  switch (m.type) {
+    case 'load':
+      return load(m);
+    case 'complete':
+    case 'chat':
+      return generate(m);
+    case 'tokenize':
+      return Array.from(engine.tokenize(m.text, m.addSpecial, m.parseSpecial));
+    case 'detokenize':
+      return engine.detokenize(Uint32Array.from(m.tokens));
+    case 'reset':
+      return engine.reset();
+    default:
+      throw fail('invalid_request', `unknown message type ${m.type}`);
+  }
+}
+
+self.onmessage = (event) => {
+  const m = event.data;
+  if (m.type === 'cancel') {
+    if (running === m.target) engine.cancel();
+    else if (pending.has(m.target)) cancelledEarly.add(m.target);
+    return;
+  }
+  if (m.type === 'complete' || m.type === 'chat') pending.add(m.id);
+  queue = queue.then(async () => {
+    try {
+      post({ id: m.id, type: 'done', value: await handle(m) });
+    } catch (e) {
+      post({ id: m.id, type: 'error', code: e?.code || 'internal', message: String(e?.message ?? e) });
+    }
+  });
+};
