@@ -73,7 +73,9 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
       const engine = await createEngine({ model: url, backend: 'cpu', onProgress: (p) => progress.push(p) });
       const res = await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 64, temperature: 0 });
       const tokens = await engine.tokenize('Once upon a time');
-      const out = { res, progress, info: engine.info(), backend: engine.backend, reason: engine.backendReason, tokens, isolated: self.crossOriginIsolated };
+      // The page itself never fetched the wasm module or the model: the worker did.
+      const pageFetched = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => /\.(wasm|gguf)$/.test(n));
+      const out = { res, progress, info: engine.info(), backend: engine.backend, reason: engine.backendReason, tokens, isolated: self.crossOriginIsolated, pageFetched };
       await engine.unload();
       return out;
     }, `/fixtures/${MODEL}`);
@@ -91,6 +93,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
     assert.equal(r.info.architecture, 'llama');
     assert.equal(r.info.vocab_size, 512);
     assert.ok(r.isolated, 'the test page is cross-origin isolated (COOP/COEP)');
+    assert.deepEqual(r.pageFetched, [], 'the engine runs in the worker, not on the page');
     const size = fs.statSync(path.join(fixtures, MODEL)).size;
     const download = r.progress.filter((p) => p.phase === 'download');
     assert.ok(download.length >= 1, JSON.stringify(r.progress));
@@ -99,7 +102,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
     assert.ok(upload.length > 1 && upload.at(-1).loaded === upload.at(-1).total, JSON.stringify(upload.at(-1)));
   });
 
-  test('streamed chat-free completion chunks add up to the same text; the last chunk has finish_reason and usage', async () => {
+  test('streamed completion and chat chunks add up to the same text; the last chunk has finish_reason and usage', async () => {
     const r = await inPage(async ({ createEngine }, url) => {
       const engine = await createEngine({ model: url });
       const chunks = [];
@@ -129,7 +132,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
     assert.ok(r.chatChunks.at(-1).usage.prompt_tokens > 0);
   });
 
-  test('abort mid-stream stops within one token (finish_reason cancelled); the next request gives the golden', async () => {
+  test('abort mid-stream: no more text, finish_reason cancelled, the worker stops early; then requests give the golden again', async () => {
     const r = await inPage(async ({ createEngine }, url) => {
       const engine = await createEngine({ model: url });
       const ac = new AbortController();
@@ -210,14 +213,15 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
         ac.abort();
         return p;
       });
-      const engine = await createEngine({ model: new File([good], 'stories.gguf') });
+      const readProgress = [];
+      const engine = await createEngine({ model: new File([good], 'stories.gguf'), onProgress: (p) => readProgress.push(p) });
       await code('no_messages', () => engine.chat.completions.create({}));
       await code('bad_param', () => engine.completions.create({ prompt: 'x', max_tokens: 0 }));
       await code('token_range', () => engine.completions.create({ prompt: [1, 99999] }));
       const ok = await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 64, temperature: 0 });
       await engine.unload();
       await code('after_unload', () => engine.completions.create({ prompt: 'x' }));
-      return { codes, ok: ok.choices[0].text, model: ok.model };
+      return { codes, ok: ok.choices[0].text, model: ok.model, read: readProgress.filter((p) => p.phase === 'read').at(-1), size: good.length };
     }, `/fixtures/${MODEL}`);
     assert.equal(r.error, undefined, JSON.stringify(r.error));
     assert.deepEqual(r.codes, {
@@ -237,6 +241,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
     // The engine works after the errors, from a File.
     assert.equal(r.ok, golden.prompt.greedy_text);
     assert.equal(r.model, 'stories.gguf');
+    assert.deepEqual(r.read, { phase: 'read', loaded: r.size, total: r.size });
   });
 
   test('hf: specs resolve to the Hugging Face resolve URL', async () => {
