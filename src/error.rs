@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+pub use crate::backend::gpu::GpuError;
 pub use crate::chat::ChatError;
 pub use crate::gguf::GgufError;
 pub use crate::quant::QuantError;
@@ -28,6 +29,8 @@ pub enum Error {
     TokenOutOfRange { id: u32, n_vocab: usize },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    Gpu(#[from] GpuError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -43,6 +46,7 @@ impl Error {
             Error::Chat(_) => "invalid_request",
             Error::ContextFull { .. } => "context_full",
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
+            Error::Gpu(e) => e.code(),
             Error::Io(_) => "io",
         }
     }
