@@ -47,3 +47,20 @@ pub fn fixture_models() -> Vec<String> {
     out.sort();
     out
 }
+
+/// A GPU context for the kernel tests, or `None` after a loud SKIPPED line when this machine has
+/// no usable adapter. Under `CI=true` a missing adapter is a failure, never a skip (CI installs
+/// lavapipe).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gpu(opts: &pocketllm::backend::gpu::GpuOptions) -> Option<pocketllm::backend::gpu::GpuContext> {
+    match pocketllm::backend::gpu::GpuContext::new_blocking(opts) {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("no GPU adapter and CI=true: GPU tests must not skip in CI ({e})");
+            }
+            eprintln!("SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe");
+            None
+        }
+    }
+}
