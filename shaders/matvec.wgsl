@@ -9,9 +9,12 @@
 //   1  x    storage, read        array<f32>  activations
 //   2  out  storage, read_write  array<f32>
 //   3  p    uniform              Params
-// Knobs: WG = 64 invocations per workgroup (fits WebGPU's 256 default), ROWS = 2 rows per
-//   workgroup; each invocation strides over the row's items, then a tree reduction in
-//   workgroup memory (WG * ROWS * 4 = 512 bytes of the 16 KiB default).
+// Knobs: WG = 64 invocations per workgroup (fits WebGPU's 256 default); TPR invocations per
+//   row (a power of two dividing WG), prepended by the variant as `const TPR`: 64 for `Base`
+//   (one workgroup per row: consecutive invocations read consecutive blocks, then a tree
+//   reduction in 256 bytes of workgroup memory), 1 for `RowPerInvocation` (64 rows per
+//   workgroup, no barrier: suits CPU adapters such as lavapipe and SwiftShader, whose
+//   invocations are SIMD lanes). ROWS = WG / TPR rows per workgroup.
 // Dispatch: G = ceil(n_rows / ROWS) workgroups as (min(G, 65535), ceil(G / 65535), 1).
 // Needs no optional feature: 3 storage buffers + 1 uniform, f16 via unpack2x16float.
 
@@ -32,9 +35,9 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 
 const WG: u32 = 64u;
-const ROWS: u32 = 2u;
+const ROWS: u32 = WG / TPR;
 
-var<workgroup> partial: array<f32, 128>; // WG * ROWS
+var<workgroup> partial: array<f32, 64>; // WG
 
 fn x1(i: u32) -> f32 {
     return x[i];
@@ -54,28 +57,28 @@ fn main(
     if (row0 >= p.n_rows) {
         return; // whole workgroup: the last grid row may be partly empty
     }
-    let items = n_items(p.n_cols);
-    for (var k = 0u; k < ROWS; k++) {
-        let r = row0 + k;
-        var acc = 0.0;
-        if (r < p.n_rows) {
-            let rb = r * p.row_bytes;
-            for (var i = lid; i < items; i += WG) {
-                acc += item_dot(rb, i, p.x_offset, p.n_cols);
-            }
+    let r = row0 + lid / TPR;
+    let lane = lid % TPR;
+    var acc = 0.0;
+    if (r < p.n_rows) {
+        let items = n_items(p.n_cols);
+        let rb = r * p.row_bytes;
+        for (var i = lane; i < items; i += TPR) {
+            acc += item_dot(rb, i, p.x_offset, p.n_cols);
         }
-        partial[k * WG + lid] = acc;
     }
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            for (var k = 0u; k < ROWS; k++) {
-                partial[k * WG + lid] += partial[k * WG + lid + s];
-            }
-        }
+    if (TPR > 1u) {
+        partial[lid] = acc;
         workgroupBarrier();
+        for (var s = TPR / 2u; s > 0u; s >>= 1u) {
+            if (lane < s) {
+                partial[lid] += partial[lid + s];
+            }
+            workgroupBarrier();
+        }
+        acc = partial[lid];
     }
-    if (lid < ROWS && row0 + lid < p.n_rows) {
-        out[p.out_offset + row0 + lid] = partial[lid * WG];
+    if (lane == 0u && r < p.n_rows) {
+        out[p.out_offset + r] = acc;
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use pocketllm::backend::gpu::{
-    GpuContext, GpuError, GpuOptions, MATVEC_WORKGROUP_SIZE, Readback, matvec_item_values, matvec_types,
+    GpuContext, GpuError, GpuOptions, Readback, Variant, matvec_item_values, matvec_types,
 };
 use pocketllm::quant::{self, GgmlType};
 
@@ -23,18 +23,19 @@ const U: f64 = f32::EPSILON as f64 / 2.0;
 const PART_BOUND: f64 = 4.0;
 
 /// Sequential f32 additions on the longest path of one output in `matvec.wgsl`: the ITEM
-/// products of one work item, the items one invocation strides over, the workgroup tree
-/// reduction (log2 WG), and at most 4 roundings from applying scales and mins.
-fn sequential_ops(ty: GgmlType, cols: usize) -> f64 {
+/// products of one work item, the items one invocation strides over, the tree reduction over
+/// the TPR invocations of a row (log2 TPR), and at most 4 roundings from scales and mins.
+fn sequential_ops(ty: GgmlType, cols: usize, v: Variant) -> f64 {
     let item = matvec_item_values(ty);
     let items = cols.div_ceil(item);
-    (item + items.div_ceil(MATVEC_WORKGROUP_SIZE) + MATVEC_WORKGROUP_SIZE.ilog2() as usize + 4) as f64
+    let tpr = v.threads_per_row();
+    (item + items.div_ceil(tpr) + tpr.ilog2() as usize + 4) as f64
 }
 
 /// Error bound of one GPU output against the exact dot of the dequantized row with x: the
 /// classic gamma_k = k*u/(1 - k*u) bound of recursive summation, applied to the parts.
-fn gpu_bound(ty: GgmlType, row: &[f32], x: &[f32]) -> f64 {
-    let k = sequential_ops(ty, row.len());
+fn gpu_bound(ty: GgmlType, v: Variant, row: &[f32], x: &[f32]) -> f64 {
+    let k = sequential_ops(ty, row.len(), v);
     let gamma = k * U / (1.0 - k * U);
     let amax = row.iter().fold(0f64, |m, &v| m.max(v.abs() as f64));
     gamma * PART_BOUND * amax * x.iter().map(|&v| v.abs() as f64).sum::<f64>() + 1e-30
@@ -44,7 +45,7 @@ fn gpu_bound(ty: GgmlType, row: &[f32], x: &[f32]) -> f64 {
 /// quantizes the activations first (to Q8_0/Q8_1/Q8_K, or rounds them to F16/BF16): each x_i
 /// moves by at most half a quantization step, amax(block)/254 for the 8-bit types, |x_i|*2^-11
 /// for F16, |x_i|*2^-8 for BF16; plus the CPU's own f32 sums (bounded like the GPU's).
-fn cpu_bound(ty: GgmlType, row: &[f32], x: &[f32]) -> f64 {
+fn cpu_bound(ty: GgmlType, v: Variant, row: &[f32], x: &[f32]) -> f64 {
     let act = quant::vec_dot_type(ty);
     let block = act.block_size();
     let mut s = 0f64;
@@ -60,7 +61,7 @@ fn cpu_bound(ty: GgmlType, row: &[f32], x: &[f32]) -> f64 {
         };
         s += w.abs() as f64 * dx;
     }
-    s + 2.0 * gpu_bound(ty, row, x)
+    s + 2.0 * gpu_bound(ty, v, row, x)
 }
 
 /// xorshift64*; uniform floats in [-1, 1).
@@ -93,10 +94,22 @@ fn random_weights(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> (Vec
     (bytes, deq)
 }
 
+/// Worst errors of a case; `*_rel` are relative to the row's sum of |w_i * x_i|.
+#[derive(Default)]
 struct Outcome {
     max_abs: f64,
+    max_rel: f64,
     max_ratio: f64,
-    cpu_max_abs: f64,
+    cpu_max_rel: f64,
+}
+
+impl Outcome {
+    fn merge(&mut self, o: &Outcome) {
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.max_rel = self.max_rel.max(o.max_rel);
+        self.max_ratio = self.max_ratio.max(o.max_ratio);
+        self.cpu_max_rel = self.cpu_max_rel.max(o.cpu_max_rel);
+    }
 }
 
 /// Runs one GPU matvec and checks it against the f64 reference; returns the worst errors.
@@ -129,7 +142,7 @@ fn check_case(ctx: &GpuContext, ty: GgmlType, rows: usize, cols: usize, x_off: u
     let mut cpu = vec![0f32; rows];
     quant::matvec(ty, cols, &bytes, &act, &mut cpu);
 
-    let mut o = Outcome { max_abs: 0.0, max_ratio: 0.0, cpu_max_abs: 0.0 };
+    let mut o = Outcome::default();
     for (i, &g) in got.iter().enumerate() {
         if i < out_off || i >= out_off + rows {
             assert_eq!(g, SENTINEL, "{ty} {rows}x{cols}: out[{i}] outside the rows was written");
@@ -138,18 +151,22 @@ fn check_case(ctx: &GpuContext, ty: GgmlType, rows: usize, cols: usize, x_off: u
         let r = i - out_off;
         let row = &deq[r * cols..(r + 1) * cols];
         let exact: f64 = row.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let magnitude: f64 = row.iter().zip(x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum::<f64>().max(1e-30);
         let err = (g as f64 - exact).abs();
-        let bound = gpu_bound(ty, row, x);
+        let bound = gpu_bound(ty, ctx.matvec_variant(), row, x);
         assert!(
             err <= bound,
             "{ty} {rows}x{cols} row {r}: gpu {g} vs exact {exact}: error {err:e} > bound {bound:e}"
         );
         let cpu_err = (g as f64 - cpu[r] as f64).abs();
-        let cb = cpu_bound(ty, row, x);
+        let cb = cpu_bound(ty, ctx.matvec_variant(), row, x);
         assert!(cpu_err <= cb, "{ty} {rows}x{cols} row {r}: gpu {g} vs CPU backend {}: {cpu_err:e} > {cb:e}", cpu[r]);
-        o.max_abs = o.max_abs.max(err);
-        o.max_ratio = o.max_ratio.max(err / bound);
-        o.cpu_max_abs = o.cpu_max_abs.max(cpu_err);
+        o.merge(&Outcome {
+            max_abs: err,
+            max_rel: err / magnitude,
+            max_ratio: err / bound,
+            cpu_max_rel: cpu_err / magnitude,
+        });
     }
     o
 }
@@ -164,37 +181,52 @@ fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
     }
 }
 
-#[test]
-fn matvec_matches_cpu_reference_for_every_type() {
-    let Some(ctx) = common::gpu(&GpuOptions::default()) else { return };
+fn every_type(variant: Variant) {
+    let opts = GpuOptions { matvec_variant: Some(variant), ..Default::default() };
+    let Some(ctx) = common::gpu(&opts) else { return };
     eprintln!("adapter: {:?}", ctx.adapter_info());
     let mut seed = 1;
     for &ty in matvec_types() {
-        let mut worst = Outcome { max_abs: 0.0, max_ratio: 0.0, cpu_max_abs: 0.0 };
+        let mut worst = Outcome::default();
         for (rows, cols) in shapes(ty) {
             for (x_off, out_off) in [(0, 0), (7, 5)] {
                 seed += 1;
-                let o = check_case(&ctx, ty, rows, cols, x_off, out_off, seed * 7919);
-                worst.max_abs = worst.max_abs.max(o.max_abs);
-                worst.max_ratio = worst.max_ratio.max(o.max_ratio);
-                worst.cpu_max_abs = worst.cpu_max_abs.max(o.cpu_max_abs);
+                worst.merge(&check_case(&ctx, ty, rows, cols, x_off, out_off, seed * 7919));
             }
         }
         eprintln!(
-            "matvec_{}: max |gpu - exact| = {:.3e} ({:.3} of the bound), max |gpu - cpu backend| = {:.3e}",
+            "{variant:?} matvec_{}: max |gpu - exact| = {:.2e} ({:.2e} of sum |w x|, {:.3} of the bound); \
+             max |gpu - cpu backend| = {:.2e} of sum |w x|",
             ty.name().to_ascii_lowercase(),
             worst.max_abs,
+            worst.max_rel,
             worst.max_ratio,
-            worst.cpu_max_abs
+            worst.cpu_max_rel
         );
     }
 }
 
 #[test]
+fn matvec_matches_cpu_reference_for_every_type_base() {
+    every_type(Variant::Base);
+}
+
+#[test]
+fn matvec_matches_cpu_reference_for_every_type_row_per_invocation() {
+    every_type(Variant::RowPerInvocation);
+}
+
+#[test]
 fn split_tensors_match_unsplit() {
+    for v in Variant::ALL {
+        split_tensors(v);
+    }
+}
+
+fn split_tensors(variant: Variant) {
     // A binding limit of 1 KiB forces several buffers per tensor; row sizes that are not
     // multiples of 4 (Q6_K 210 B, Q4_0 54 B, F16 2*101 B) check per-piece byte offsets.
-    let opts = GpuOptions { max_binding_bytes: Some(1024), ..Default::default() };
+    let opts = GpuOptions { max_binding_bytes: Some(1024), matvec_variant: Some(variant), ..Default::default() };
     let Some(ctx) = common::gpu(&opts) else { return };
     assert_eq!(ctx.binding_limit(), 1024);
     for (ty, rows, cols, pieces) in
@@ -206,7 +238,7 @@ fn split_tensors_match_unsplit() {
         assert_eq!(w.n_pieces(), pieces, "{ty}: pieces");
         assert!(w.device_bytes() >= bytes.len() as u64);
         let o = check_case(&ctx, ty, rows, cols, 3, 2, 1234);
-        eprintln!("split {ty} {rows}x{cols} in {pieces} buffers: max error {:.3e}", o.max_abs);
+        eprintln!("{variant:?} split {ty} {rows}x{cols} in {pieces} buffers: max error {:.3e}", o.max_abs);
     }
     // One row that does not fit a binding is refused with a typed error.
     let bytes = vec![0u8; GgmlType::F32.row_bytes(300).unwrap()];
@@ -216,11 +248,12 @@ fn split_tensors_match_unsplit() {
 
 #[test]
 fn grid_wider_than_one_dimension() {
-    // 140001 rows at 2 rows per workgroup is 70001 workgroups: more than the 65535 one grid
-    // dimension allows, so the kernel runs on a 2-D grid and must skip the tail of the last row.
-    let Some(ctx) = common::gpu(&GpuOptions::default()) else { return };
-    let o = check_case(&ctx, GgmlType::Q8_0, 140_001, 32, 0, 1, 42);
-    eprintln!("140001 x 32 Q8_0: max error {:.3e}", o.max_abs);
+    // Base runs one workgroup per row: 70001 rows is more than the 65535 workgroups one grid
+    // dimension allows, so the kernel runs on a 2-D grid and must skip the tail of its last row.
+    let opts = GpuOptions { matvec_variant: Some(Variant::Base), ..Default::default() };
+    let Some(ctx) = common::gpu(&opts) else { return };
+    let o = check_case(&ctx, GgmlType::Q8_0, 70_001, 32, 0, 1, 42);
+    eprintln!("70001 x 32 Q8_0: max error {:.3e}", o.max_abs);
 }
 
 #[test]

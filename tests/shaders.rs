@@ -20,7 +20,7 @@ const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
 #[test]
 fn every_kernel_variant_validates_within_default_limits() {
     let keys = all_kernel_keys();
-    assert_eq!(keys.len(), matvec_types().len(), "one matvec variant per weight type");
+    assert_eq!(keys.len(), 2 * matvec_types().len(), "two matvec variants per weight type");
     for key in keys {
         let label = key.label();
         let src = shader_source(key).unwrap();
@@ -53,9 +53,11 @@ fn every_kernel_variant_validates_within_default_limits() {
 
 #[test]
 fn activation_only_types_have_no_kernel() {
-    use pocketllm::backend::gpu::KernelKey;
+    use pocketllm::backend::gpu::{KernelKey, Variant};
     use pocketllm::quant::GgmlType;
     for ty in [GgmlType::Q8_1, GgmlType::Q8_K] {
-        assert!(shader_source(KernelKey::matvec(ty)).is_err(), "{ty}");
+        for v in Variant::ALL {
+            assert!(shader_source(KernelKey::matvec(ty, v)).is_err(), "{ty}");
+        }
     }
 }

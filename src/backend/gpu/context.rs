@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::kernels::{KernelKey, shader_source};
-use super::{GpuError, MATVEC_ROWS_PER_WORKGROUP, MATVEC_WORKGROUP_SIZE};
+use super::kernels::Variant;
+use super::{GpuError, MATVEC_WORKGROUP_SIZE};
 
 /// How to pick and set up the GPU. No environment variables: everything is passed here.
 #[derive(Clone, Debug)]
@@ -19,6 +20,8 @@ pub struct GpuOptions {
     /// Caps the bytes of one weight buffer below the adapter's binding limit (tests lower it to
     /// force tensors to be split by rows). `None`: the adapter's limit.
     pub max_binding_bytes: Option<u64>,
+    /// The matvec kernel variant; `None`: [`Variant::for_adapter`].
+    pub matvec_variant: Option<Variant>,
 }
 
 impl Default for GpuOptions {
@@ -29,6 +32,7 @@ impl Default for GpuOptions {
             allow_f16: true,
             allow_subgroups: true,
             max_binding_bytes: None,
+            matvec_variant: None,
         }
     }
 }
@@ -42,7 +46,7 @@ fn check_limits(l: &wgpu::Limits) -> Result<(), GpuError> {
         (
             "maxComputeWorkgroupStorageSize",
             l.max_compute_workgroup_storage_size as u64,
-            (4 * MATVEC_WORKGROUP_SIZE * MATVEC_ROWS_PER_WORKGROUP) as u64,
+            (4 * MATVEC_WORKGROUP_SIZE) as u64,
         ),
         ("maxComputeWorkgroupsPerDimension", l.max_compute_workgroups_per_dimension as u64, 1024),
     ];
@@ -64,6 +68,7 @@ pub struct GpuContext {
     /// Largest byte size of one weight buffer: the binding and buffer limits (and the option),
     /// rounded down to 4 and kept below 4 GiB so shader byte offsets fit in a u32.
     binding_limit: u64,
+    matvec_variant: Variant,
     pipelines: Mutex<HashMap<KernelKey, wgpu::ComputePipeline>>,
     /// Set by the device-lost callback.
     lost: Arc<Mutex<Option<String>>>,
@@ -126,6 +131,7 @@ impl GpuContext {
             binding_limit = binding_limit.min(cap);
         }
         let binding_limit = binding_limit.min(u32::MAX as u64) & !3;
+        let matvec_variant = opts.matvec_variant.unwrap_or_else(|| Variant::for_adapter(&info));
         Ok(GpuContext {
             device,
             queue,
@@ -133,6 +139,7 @@ impl GpuContext {
             info,
             limits,
             binding_limit,
+            matvec_variant,
             pipelines: Mutex::new(HashMap::new()),
             lost,
             uncaptured,
@@ -165,6 +172,11 @@ impl GpuContext {
     /// Largest byte size of one weight buffer; bigger tensors are split by rows.
     pub fn binding_limit(&self) -> u64 {
         self.binding_limit
+    }
+
+    /// The matvec variant this context compiles.
+    pub fn matvec_variant(&self) -> Variant {
+        self.matvec_variant
     }
 
     pub fn device(&self) -> &wgpu::Device {

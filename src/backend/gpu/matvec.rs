@@ -8,8 +8,6 @@ use crate::quant::GgmlType;
 
 /// Invocations per workgroup of `matvec.wgsl` (its `WG`).
 pub const MATVEC_WORKGROUP_SIZE: usize = 64;
-/// Rows per workgroup of `matvec.wgsl` (its `ROWS`).
-pub const MATVEC_ROWS_PER_WORKGROUP: usize = 2;
 
 /// Weight types with a GPU matvec kernel: every type the CPU backend runs models in.
 pub fn matvec_types() -> &'static [GgmlType] {
@@ -87,7 +85,7 @@ impl GpuContext {
         out: &GpuBuffer,
         out_offset: usize,
     ) -> Result<MatvecOp, GpuError> {
-        let key = KernelKey::matvec(w.ty());
+        let key = KernelKey::matvec(w.ty(), self.matvec_variant());
         let label = format!("{}:{}", key.label(), w.name());
         if x_offset + w.cols() > x.len() || out_offset + w.rows() > out.len() {
             return Err(GpuError::Invalid(format!(
@@ -134,7 +132,8 @@ impl GpuContext {
                     wgpu::BindGroupEntry { binding: 3, resource: pbuf.as_entire_binding() },
                 ],
             });
-            let groups = grid(piece.rows.div_ceil(MATVEC_ROWS_PER_WORKGROUP), max_dim);
+            let rows_per_group = MATVEC_WORKGROUP_SIZE / key.variant.threads_per_row();
+            let groups = grid(piece.rows.div_ceil(rows_per_group), max_dim);
             parts.push(Part { bind_group, groups, _params: pbuf });
         }
         self.check()?;

@@ -22,7 +22,7 @@ mod weights;
 
 pub use context::{GpuContext, GpuOptions};
 pub use kernels::{KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, shader_source};
-pub use matvec::{MATVEC_ROWS_PER_WORKGROUP, MATVEC_WORKGROUP_SIZE, MatvecOp, matvec_types};
+pub use matvec::{MATVEC_WORKGROUP_SIZE, MatvecOp, matvec_types};
 pub use readback::Readback;
 pub use weights::{GpuBuffer, GpuWeight};
 
