@@ -3,10 +3,11 @@
 //! `cargo run --release --example gpu_matvec_bench [-- ROWS COLS REPS]` (default 8192 2048 20).
 //!
 //! GPU time is per product with REPS products recorded into one compute pass and one submit
-//! (the way a decode step will run), measured from submit to the device going idle; "submit
-//! latency" is one product per submit and wait, which is what a per-op design would pay.
+//! (the way a decode step will run), measured from submit to the device going idle, for both
+//! matvec variants; "submit latency" is one product per submit and wait (the default variant),
+//! which is what a per-op design would pay.
 
-use pocketllm::backend::gpu::{GpuContext, GpuOptions, matvec_types};
+use pocketllm::backend::gpu::{GpuBuffer, GpuContext, GpuOptions, Variant, matvec_types};
 use pocketllm::quant::{matvec, quantize_row, quantize_row_cpu, vec_dot_type};
 use std::time::Instant;
 
@@ -17,19 +18,26 @@ fn main() {
     let reps = args.get(2).copied().unwrap_or(20).max(1);
     assert!(cols % 256 == 0, "COLS must be a multiple of 256 (K-quant blocks)");
 
-    let ctx = match GpuContext::new_blocking(&GpuOptions::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("no GPU adapter: {e}");
-            std::process::exit(1);
-        }
-    };
-    let info = ctx.adapter_info();
-    println!("adapter: {} ({:?}, {:?}, {}) ", info.name, info.backend, info.device_type, info.driver_info);
-    println!("matrix {rows} x {cols}, {reps} products per submit; CPU: quant::matvec, 1 thread\n");
+    let ctxs: Vec<GpuContext> = [None, Some(Variant::Base), Some(Variant::RowPerInvocation)]
+        .into_iter()
+        .map(|v| match GpuContext::new_blocking(&GpuOptions { matvec_variant: v, ..Default::default() }) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("no GPU adapter: {e}");
+                std::process::exit(1);
+            }
+        })
+        .collect();
+    let info = ctxs[0].adapter_info();
+    println!("adapter: {} ({:?}, {:?}, {})", info.name, info.backend, info.device_type, info.driver_info);
     println!(
-        "| type | MB | GPU ms | GPU GB/s | GPU submit latency ms | CPU ms | CPU GB/s |\n| --- | --- | --- | --- | --- | --- | --- |"
+        "matrix {rows} x {cols}, {reps} products per submit; default variant {:?}; CPU: quant::matvec, 1 thread\n",
+        ctxs[0].matvec_variant()
     );
+    println!(
+        "| type | MB | GPU Base GB/s | GPU RowPerInvocation GB/s | GPU default ms | submit+wait latency ms | CPU ms | CPU GB/s |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
 
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rnd = move || {
@@ -39,9 +47,14 @@ fn main() {
         (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
     let x: Vec<f32> = (0..cols).map(|_| rnd()).collect();
-    let xb = ctx.alloc_f32("x", cols).unwrap();
-    ctx.write_f32(&xb, 0, &x).unwrap();
-    let ob = ctx.alloc_f32("out", rows).unwrap();
+    let bufs: Vec<(GpuBuffer, GpuBuffer)> = ctxs
+        .iter()
+        .map(|ctx| {
+            let xb = ctx.alloc_f32("x", cols).unwrap();
+            ctx.write_f32(&xb, 0, &x).unwrap();
+            (xb, ctx.alloc_f32("out", rows).unwrap())
+        })
+        .collect();
 
     for &ty in matvec_types() {
         let row_bytes = ty.row_bytes(cols).unwrap();
@@ -55,28 +68,34 @@ fn main() {
         }
         let mb = w.len() as f64 / 1e6;
 
-        let gw = ctx.upload_weight("w", ty, rows, cols, &w).unwrap();
-        let op = ctx.prepare_matvec(&gw, &xb, 0, &ob, 0).unwrap();
-        let run = |n: usize| {
-            let mut enc = ctx.device().create_command_encoder(&Default::default());
-            {
-                let mut pass = enc.begin_compute_pass(&Default::default());
-                for _ in 0..n {
-                    op.encode(&mut pass);
+        let mut gpu = Vec::new();
+        let mut latency = 0.0;
+        for (ctx, (xb, ob)) in ctxs.iter().zip(&bufs) {
+            let gw = ctx.upload_weight("w", ty, rows, cols, &w).unwrap();
+            let op = ctx.prepare_matvec(&gw, xb, 0, ob, 0).unwrap();
+            let run = |n: usize| {
+                let mut enc = ctx.device().create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    for _ in 0..n {
+                        op.encode(&mut pass);
+                    }
                 }
+                ctx.submit(enc);
+                ctx.wait().unwrap();
+            };
+            run(1); // compile, warm up
+            let t = Instant::now();
+            run(reps);
+            gpu.push(t.elapsed().as_secs_f64() / reps as f64);
+            if gpu.len() == 1 {
+                let t = Instant::now();
+                for _ in 0..reps.min(5) {
+                    run(1);
+                }
+                latency = t.elapsed().as_secs_f64() / reps.min(5) as f64;
             }
-            ctx.submit(enc);
-            ctx.wait().unwrap();
-        };
-        run(1); // compile, warm up
-        let t = Instant::now();
-        run(reps);
-        let gpu = t.elapsed().as_secs_f64() / reps as f64;
-        let t = Instant::now();
-        for _ in 0..reps.min(5) {
-            run(1);
         }
-        let latency = t.elapsed().as_secs_f64() / reps.min(5) as f64;
 
         let at = vec_dot_type(ty);
         let mut act = vec![0u8; at.row_bytes(cols).unwrap()];
@@ -88,11 +107,13 @@ fn main() {
             matvec(ty, cols, &w, &act, &mut out);
         }
         let cpu = t.elapsed().as_secs_f64() / reps as f64;
+        let gbs = |t: f64| w.len() as f64 / t / 1e9;
         println!(
-            "| {} | {mb:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {mb:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             ty,
-            gpu * 1e3,
-            w.len() as f64 / gpu / 1e9,
+            gbs(gpu[1]),
+            gbs(gpu[2]),
+            gpu[0] * 1e3,
             latency * 1e3,
             cpu * 1e3,
             w.len() as f64 / cpu / 1e9
