@@ -126,7 +126,7 @@ impl GpuContext {
             s.get_or_insert(err);
         }));
 
-        let mut binding_limit = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+        let mut binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         if let Some(cap) = opts.max_binding_bytes {
             binding_limit = binding_limit.min(cap);
         }

@@ -77,7 +77,7 @@ impl GpuContext {
     /// source and destination.
     pub fn alloc_f32(&self, name: &str, len: usize) -> Result<GpuBuffer, GpuError> {
         let size = (4 * len.max(1)) as u64;
-        if size > self.limits().max_buffer_size || size > self.limits().max_storage_buffer_binding_size as u64 {
+        if size > self.limits().max_buffer_size || size > self.limits().max_storage_buffer_binding_size {
             return Err(GpuError::OutOfMemory(format!("{name}: {size} bytes exceed the adapter's buffer limits")));
         }
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
