@@ -16,7 +16,10 @@ fn main() {
     let options = GenerationOptions { max_tokens: 16, temperature: 0.0, ignore_eos: true, ..Default::default() };
     let mut messages = vec![ChatMessage { role: "system".into(), content: "You are a helpful assistant.".into() }];
     for turn in 0..turns {
-        messages.push(ChatMessage { role: "user".into(), content: format!("Tell me a short fact number {turn} about the sea.") });
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: format!("Tell me a short fact number {turn} about the sea."),
+        });
         let req = ChatRequest { messages: messages.clone(), options: options.clone() };
         let t = Instant::now();
         let reused = pollster::block_on(engine.chat(&req)).unwrap();

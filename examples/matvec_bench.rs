@@ -6,9 +6,8 @@ use pocketllm::quant::{GgmlType, matvec, quantize_row, vec_dot, vec_dot_type};
 use std::time::Instant;
 
 /// One decode step's matrix-vector products over SmolLM2-135M's 30 layers of separately
-/// allocated weights (as a loaded model holds them), Q4_0.
-fn layers_q4_0(rnd: &mut dyn FnMut() -> f32) {
-    let ty = GgmlType::Q4_0;
+/// allocated weights (as a loaded model holds them).
+fn layers(ty: GgmlType, rnd: &mut dyn FnMut() -> f32) {
     let shapes = [(576, 576), (192, 576), (192, 576), (576, 576), (1536, 576), (1536, 576), (576, 1536)];
     let mut mats = Vec::new();
     for _ in 0..30 {
@@ -23,8 +22,9 @@ fn layers_q4_0(rnd: &mut dyn FnMut() -> f32) {
         .iter()
         .map(|&n| {
             let x: Vec<f32> = (0..n).map(|_| rnd()).collect();
-            let mut a = vec![0u8; GgmlType::Q8_0.row_bytes(n).unwrap()];
-            quantize_row(GgmlType::Q8_0, &x, &mut a).unwrap();
+            let at = vec_dot_type(ty);
+            let mut a = vec![0u8; at.row_bytes(n).unwrap()];
+            quantize_row(at, &x, &mut a).unwrap();
             a
         })
         .collect();
@@ -39,7 +39,7 @@ fn layers_q4_0(rnd: &mut dyn FnMut() -> f32) {
     }
     let dt = t.elapsed().as_secs_f64() / reps as f64;
     println!(
-        "Q4_0 30 layers ({:.1} MB): {:.2} ms per step ({:.1} GB/s)",
+        "{ty} 30 layers ({:.1} MB): {:.2} ms per step ({:.1} GB/s)",
         bytes as f64 / 1e6,
         dt * 1e3,
         bytes as f64 / dt / 1e9
@@ -57,7 +57,8 @@ fn main() {
     };
     let x: Vec<f32> = (0..n * rows).map(|_| rnd()).collect();
     let act: Vec<f32> = (0..n).map(|_| rnd()).collect();
-    layers_q4_0(&mut rnd);
+    layers(GgmlType::Q4_0, &mut rnd);
+    layers(GgmlType::Q8_0, &mut rnd);
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::F16] {
         let Some(rb) = ty.row_bytes(n) else { continue };
         let mut w = vec![0u8; rb * rows];

@@ -5,6 +5,8 @@ use thiserror::Error;
 
 pub use crate::backend::gpu::GpuError;
 pub use crate::chat::ChatError;
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::download::DownloadError;
 pub use crate::gguf::GgufError;
 pub use crate::quant::QuantError;
 pub use crate::tokenizer::TokenizerError;
@@ -33,6 +35,9 @@ pub enum Error {
     Gpu(#[from] GpuError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[cfg(not(target_arch = "wasm32"))]
+    #[error("download: {0}")]
+    Download(#[from] DownloadError),
 }
 
 impl Error {
@@ -48,6 +53,12 @@ impl Error {
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
             Error::Gpu(e) => e.code(),
             Error::Io(_) => "io",
+            #[cfg(not(target_arch = "wasm32"))]
+            Error::Download(e) => match e {
+                DownloadError::BadSpec(_) => "invalid_argument",
+                DownloadError::Io { .. } => "io",
+                _ => "network",
+            },
         }
     }
 }

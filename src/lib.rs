@@ -2,10 +2,13 @@
 //!
 //! Layout follows `DESIGN.md`: `gguf` reads and writes the file format, `quant` knows every
 //! block layout, `tokenizer` turns text into ids, `model` holds one `forward()` written against
-//! the `backend::Backend` trait, `sampler` picks the next token.
+//! the `backend::Backend` trait, `sampler` picks the next token. `download` (native only)
+//! fetches models by URL or `hf:` spec into a cache.
 
 pub mod backend;
 pub mod chat;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod gguf;

@@ -200,7 +200,20 @@ fn interactive_chat_streams_resets_and_exits() {
 #[test]
 fn run_chat_applies_the_template() {
     let Some(m) = fixture_path(STORIES) else { return };
-    let o = pocketllm(&["run", "--model", &m, "--chat", "--system", "Be kind.", "--prompt", "Hi", "--temperature", "0", "--max-tokens", "8"]);
+    let o = pocketllm(&[
+        "run",
+        "--model",
+        &m,
+        "--chat",
+        "--system",
+        "Be kind.",
+        "--prompt",
+        "Hi",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "8",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The chat prompt is longer than the bare "Hi" (template text around it).
     let err = stderr(&o);

@@ -3,6 +3,7 @@
 
 mod common;
 
+use pocketllm::Error;
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::chat::ChatMessage;
 use pocketllm::engine::{
@@ -10,8 +11,7 @@ use pocketllm::engine::{
     GenerationOptions, LoadPhase, Prompt,
 };
 use pocketllm::quant::GgmlType;
-use pocketllm::synth::{synth_model, SynthArch};
-use pocketllm::Error;
+use pocketllm::synth::{SynthArch, synth_model};
 
 const STORIES: &str = "models/stories260k/stories260K-F32.gguf";
 
@@ -63,7 +63,11 @@ fn stop_string_across_three_tokens() {
     let piece = |id: u32| String::from_utf8(e.tokenizer().token_to_piece(id, false)).unwrap();
     let before: String = free.tokens[..6].iter().map(|&t| piece(t)).collect();
     let stop: String = free.tokens[6..9].iter().map(|&t| piece(t)).collect();
-    assert!(free.text.starts_with(&format!("{before}{stop}")) && !before.contains(&stop), "{stop:?} in {:?}", free.text);
+    assert!(
+        free.text.starts_with(&format!("{before}{stop}")) && !before.contains(&stop),
+        "{stop:?} in {:?}",
+        free.text
+    );
     let mut deltas = String::new();
     let opts = GenerationOptions { stop: vec![stop.clone()], ..greedy(64) };
     let c = block(e.complete_stream(&text_req("Once upon a time", opts), &CancelToken::new(), |d| deltas.push_str(d)))
@@ -97,8 +101,8 @@ fn cancel_mid_stream_then_a_new_request_works() {
     assert_eq!((c.finish_reason, c.usage.completion_tokens), (FinishReason::Cancelled, 0));
     // The engine is usable at once and gives what a fresh one gives.
     let again = block(e.complete(&text_req("Once upon a time", greedy(20)))).unwrap();
-    let fresh = block(engine(&bytes, EngineOptions::default()).complete(&text_req("Once upon a time", greedy(20))))
-        .unwrap();
+    let fresh =
+        block(engine(&bytes, EngineOptions::default()).complete(&text_req("Once upon a time", greedy(20)))).unwrap();
     assert_eq!(again.tokens, fresh.tokens);
     assert_eq!(again.finish_reason, FinishReason::Length);
 }
@@ -165,13 +169,39 @@ fn bad_requests_are_typed_errors() {
     let cases: Vec<(pocketllm::Result<_>, &str)> = vec![
         (block(e.chat(&chat(vec![], greedy(4)))), "invalid_request"),
         (block(e.chat(&chat(vec![msg("wizard", "hi")], greedy(4)))), "invalid_request"),
-        (block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { temperature: -1.0, ..greedy(4) }))), "invalid_argument"),
-        (block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { top_p: 1.5, ..greedy(4) }))), "invalid_argument"),
-        (block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { max_tokens: 0, ..greedy(4) }))), "invalid_argument"),
-        (block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { stop: vec!["".into()], ..greedy(4) }))), "invalid_argument"),
+        (
+            block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { temperature: -1.0, ..greedy(4) }))),
+            "invalid_argument",
+        ),
+        (
+            block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { top_p: 1.5, ..greedy(4) }))),
+            "invalid_argument",
+        ),
+        (
+            block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { max_tokens: 0, ..greedy(4) }))),
+            "invalid_argument",
+        ),
+        (
+            block(e.chat(&chat(vec![msg("user", "hi")], GenerationOptions { stop: vec!["".into()], ..greedy(4) }))),
+            "invalid_argument",
+        ),
         (block(e.complete(&text_req(&"word ".repeat(100), greedy(4)))), "context_full"),
-        (block(e.complete(&CompletionRequest { prompt: Prompt::Tokens(vec![]), add_special: false, options: greedy(4) })), "invalid_argument"),
-        (block(e.complete(&CompletionRequest { prompt: Prompt::Tokens(vec![1, 99999]), add_special: false, options: greedy(4) })), "invalid_argument"),
+        (
+            block(e.complete(&CompletionRequest {
+                prompt: Prompt::Tokens(vec![]),
+                add_special: false,
+                options: greedy(4),
+            })),
+            "invalid_argument",
+        ),
+        (
+            block(e.complete(&CompletionRequest {
+                prompt: Prompt::Tokens(vec![1, 99999]),
+                add_special: false,
+                options: greedy(4),
+            })),
+            "invalid_argument",
+        ),
     ];
     for (i, (r, code)) in cases.into_iter().enumerate() {
         let err = r.err().unwrap_or_else(|| panic!("case {i} should fail"));
@@ -185,11 +215,14 @@ fn chunked_loading_reports_progress_and_equals_whole_file_loading() {
     let bytes = synth_model(SynthArch::Llama3, GgmlType::Q4_K, 9);
     let mut events = Vec::new();
     let chunks = bytes.chunks(10_000).map(|c| Ok::<_, Error>(c.to_vec()));
-    let mut streamed =
-        Engine::load_chunks(chunks, Some(bytes.len() as u64), CpuBackend::new(1).unwrap(), EngineOptions::default(), |p| {
-            events.push(p.clone())
-        })
-        .unwrap();
+    let mut streamed = Engine::load_chunks(
+        chunks,
+        Some(bytes.len() as u64),
+        CpuBackend::new(1).unwrap(),
+        EngineOptions::default(),
+        |p| events.push(p.clone()),
+    )
+    .unwrap();
     let reads: Vec<_> = events.iter().filter(|p| p.phase == LoadPhase::Read).collect();
     assert_eq!(reads.len(), bytes.len().div_ceil(10_000));
     assert!(reads.windows(2).all(|w| w[0].loaded < w[1].loaded));
@@ -198,11 +231,41 @@ fn chunked_loading_reports_progress_and_equals_whole_file_loading() {
     assert!(uploads.len() > 10 && uploads.windows(2).all(|w| w[0].loaded + 1 == w[1].loaded));
     assert_eq!(events.last().unwrap().phase, LoadPhase::Upload);
     let mut whole = engine(&bytes, EngineOptions::default());
-    let req = CompletionRequest { prompt: Prompt::Tokens(vec![1, 40, 41, 300]), add_special: false, options: greedy(10) };
+    let req =
+        CompletionRequest { prompt: Prompt::Tokens(vec![1, 40, 41, 300]), add_special: false, options: greedy(10) };
     assert_eq!(block(streamed.complete(&req)).unwrap().tokens, block(whole.complete(&req)).unwrap().tokens);
 
     // A stream that ends early is an error, not a half-loaded engine.
     let cut = bytes[..bytes.len() * 2 / 3].chunks(10_000).map(|c| Ok::<_, Error>(c.to_vec()));
-    let err = Engine::load_chunks(cut, None, CpuBackend::new(1).unwrap(), EngineOptions::default(), |_| {}).err().unwrap();
+    let err =
+        Engine::load_chunks(cut, None, CpuBackend::new(1).unwrap(), EngineOptions::default(), |_| {}).err().unwrap();
     assert_eq!(err.code(), "bad_gguf", "{err}");
+}
+
+/// Requests deserialize from OpenAI-shaped JSON (what the JS package will pass through).
+#[test]
+fn openai_shaped_json_requests() {
+    let chat: ChatRequest = serde_json::from_str(
+        r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":5,"temperature":0,"stop":"\n","stream":true,"seed":7}"#,
+    )
+    .unwrap();
+    assert_eq!((chat.options.max_tokens, chat.options.seed, chat.options.stream), (5, 7, true));
+    assert_eq!(chat.options.stop, vec!["\n".to_string()]);
+    assert_eq!(chat.options.top_k, GenerationOptions::default().top_k, "absent fields take defaults");
+    let text: CompletionRequest = serde_json::from_str(r#"{"prompt":"Once","stop":["a","b"]}"#).unwrap();
+    assert_eq!(text.prompt, Prompt::Text("Once".into()));
+    assert!(text.add_special);
+    assert_eq!(text.options.stop.len(), 2);
+    let ids: CompletionRequest = serde_json::from_str(r#"{"prompt":[1,2,3],"ignore_eos":true}"#).unwrap();
+    assert_eq!(ids.prompt, Prompt::Tokens(vec![1, 2, 3]));
+    assert!(ids.options.ignore_eos);
+    let c = pocketllm::engine::Completion {
+        text: "x".into(),
+        tokens: vec![1],
+        finish_reason: FinishReason::Cancelled,
+        usage: Default::default(),
+    };
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(v["finish_reason"], "cancelled");
+    assert!(v["usage"]["prompt_tokens"].is_number() && v["usage"]["decode_tok_s"].is_number());
 }

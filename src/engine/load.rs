@@ -5,7 +5,7 @@ use super::{Engine, EngineOptions, ModelInfo};
 use crate::backend::Backend;
 use crate::chat::ChatTemplate;
 use crate::gguf::{Gguf, GgufError, GgufStream};
-use crate::model::weights::{tensor_summary, TensorSource};
+use crate::model::weights::{TensorSource, tensor_summary};
 use crate::model::{Model, ModelOptions};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -97,7 +97,12 @@ impl<B: Backend> Engine<B> {
 
     /// Loads a file from disk in 4 MiB chunks.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_file(path: &std::path::Path, backend: B, options: EngineOptions, progress: impl FnMut(&LoadProgress)) -> Result<Self> {
+    pub fn load_file(
+        path: &std::path::Path,
+        backend: B,
+        options: EngineOptions,
+        progress: impl FnMut(&LoadProgress),
+    ) -> Result<Self> {
         use std::io::Read;
         let cannot = |e: std::io::Error| Error::InvalidArgument(format!("cannot read {}: {e}", path.display()));
         let mut file = std::fs::File::open(path).map_err(cannot)?;

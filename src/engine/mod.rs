@@ -17,8 +17,8 @@ use crate::model::Model;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What to do when a chat no longer fits the context.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,7 +89,13 @@ pub struct Engine<B: Backend> {
 }
 
 impl<B: Backend> Engine<B> {
-    fn new(model: Model<B>, tokenizer: Tokenizer, template: (ChatTemplate, TemplateSource), mut info: ModelInfo, options: EngineOptions) -> Self {
+    fn new(
+        model: Model<B>,
+        tokenizer: Tokenizer,
+        template: (ChatTemplate, TemplateSource),
+        mut info: ModelInfo,
+        options: EngineOptions,
+    ) -> Self {
         info.chat_template = match template.1 {
             TemplateSource::Gguf => "gguf".to_string(),
             TemplateSource::Fallback(name) => name.to_string(),
@@ -156,7 +162,12 @@ impl<B: Backend> Engine<B> {
     }
 
     /// A chat turn: renders the conversation with the model's template and generates the reply.
-    pub async fn chat_stream(&mut self, req: &ChatRequest, cancel: &CancelToken, mut on_delta: impl FnMut(&str)) -> Result<Completion> {
+    pub async fn chat_stream(
+        &mut self,
+        req: &ChatRequest,
+        cancel: &CancelToken,
+        mut on_delta: impl FnMut(&str),
+    ) -> Result<Completion> {
         req.options.validate()?;
         let prompt = self.chat_prompt(&req.messages)?;
         self.generate(&prompt, &req.options, cancel, &mut on_delta)

@@ -26,8 +26,13 @@ pub struct GenerationOptions {
     pub presence_penalty: f32,
     pub frequency_penalty: f32,
     pub seed: u64,
-    /// Generation ends before any of these strings; the string itself is not returned.
+    /// Generation ends before any of these strings; the string itself is not returned. As in
+    /// OpenAI's API, JSON may give one string or an array.
+    #[serde(deserialize_with = "one_or_many")]
     pub stop: Vec<String>,
+    /// OpenAI's `stream` flag. The Rust API streams through `*_stream` methods whatever this
+    /// says; wrappers (the JS package) use it to choose.
+    pub stream: bool,
     /// Keep going past end-of-generation tokens (benchmarks need fixed lengths).
     pub ignore_eos: bool,
 }
@@ -45,6 +50,7 @@ impl Default for GenerationOptions {
             frequency_penalty: 0.0,
             seed: 0,
             stop: Vec::new(),
+            stream: false,
             ignore_eos: false,
         }
     }
@@ -75,6 +81,19 @@ impl GenerationOptions {
         }
         Ok(())
     }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

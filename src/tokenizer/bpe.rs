@@ -64,10 +64,11 @@ struct Sym {
 /// Tokenizes one byte-encoded word, appending to `out`.
 pub fn tokenize_word(v: &Vocab, m: &Merges, word: &str, buf: &mut String, out: &mut Vec<u32>) {
     if v.ignore_merges
-        && let Some(id) = v.id(word) {
-            out.push(id);
-            return;
-        }
+        && let Some(id) = v.id(word)
+    {
+        out.push(id);
+        return;
+    }
     let mut syms: Vec<Sym> = Vec::with_capacity(word.len());
     for (i, (start, c)) in word.char_indices().enumerate() {
         syms.push(Sym { start, len: c.len_utf8(), prev: i.checked_sub(1), next: None });

@@ -116,9 +116,9 @@ pub(crate) fn clean_spaces(text: &[u8]) -> Vec<u8> {
         let x = b[i];
         if b[i - 1] == b' ' && x == b'\'' && i + 1 < b.len() {
             let x1 = b[i + 1];
-            if matches!(x1, b's' | b'm') {
-                c.pop();
-            } else if i + 2 < b.len() && matches!((x1, b[i + 2]), (b'r', b'e') | (b'v', b'e')) {
+            let short = matches!(x1, b's' | b'm');
+            let long = i + 2 < b.len() && matches!((x1, b[i + 2]), (b'r', b'e') | (b'v', b'e'));
+            if short || long {
                 c.pop();
             }
         }

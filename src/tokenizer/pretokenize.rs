@@ -103,17 +103,18 @@ fn collapse_pattern(p: &str) -> String {
         }
         if p[i..].starts_with(r"\p{")
             && let Some(close) = p[i..].find('}')
-                && let Some(body) = category_class(&p[i..i + close + 1]) {
-                    if !inside {
-                        out.push('[');
-                    }
-                    out.push_str(body);
-                    if !inside {
-                        out.push(']');
-                    }
-                    i += close + 1;
-                    continue;
-                }
+            && let Some(body) = category_class(&p[i..i + close + 1])
+        {
+            if !inside {
+                out.push('[');
+            }
+            out.push_str(body);
+            if !inside {
+                out.push(']');
+            }
+            i += close + 1;
+            continue;
+        }
         out.push(b[i] as char);
         i += 1;
     }

@@ -315,10 +315,12 @@ impl Vocab {
             }
         }
         if let Some(&s) = v.token_to_id.get("</s>")
-            && eog.contains(&s) && has(&eog, "<|tool_response>") {
-                eog.remove(&s);
-                v.attrs[s as usize] = ATTR_NORMAL;
-            }
+            && eog.contains(&s)
+            && has(&eog, "<|tool_response>")
+        {
+            eog.remove(&s);
+            v.attrs[s as usize] = ATTR_NORMAL;
+        }
         v.eog = eog;
         v.eot = eot;
         v.eom = eom;

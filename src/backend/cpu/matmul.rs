@@ -56,7 +56,9 @@ pub fn matmul(
         if threads > 1 {
             // Multiples of 4 rows keep the 4-row kernels on their fast path.
             let per_task = rows.div_ceil(threads * DECODE_TASKS_PER_THREAD).next_multiple_of(4);
-            pool.install(|| out[..rows].par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| run(c * per_task, dst)));
+            pool.install(|| {
+                out[..rows].par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| run(c * per_task, dst))
+            });
         } else {
             run(0, &mut out[..rows]);
         }

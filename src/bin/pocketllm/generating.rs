@@ -1,7 +1,7 @@
 //! The generating commands, all through `Engine`: `run`, `chat` (interactive) and `bench`.
 
 use crate::args::Args;
-use crate::{cpu_backend, read_model, CliError, CliResult};
+use crate::{CliError, CliResult, cpu_backend, read_model};
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::chat::ChatMessage;
 use pocketllm::engine::{
@@ -32,7 +32,7 @@ fn options(a: &Args) -> Result<GenerationOptions, CliError> {
         frequency_penalty: a.num("frequency-penalty", d.frequency_penalty)?,
         seed: a.num("seed", d.seed)?,
         stop: a.str("stop").map(|s| vec![s.to_string()]).unwrap_or_default(),
-        ignore_eos: false,
+        ..d
     };
     opts.validate()?;
     Ok(opts)
@@ -97,7 +97,7 @@ pub fn chat(a: &Args) -> CliResult {
     loop {
         eprint!("> ");
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| pocketllm::Error::Io(e))? == 0 {
+        if stdin.lock().read_line(&mut line).map_err(pocketllm::Error::Io)? == 0 {
             break;
         }
         match line.trim() {

@@ -6,10 +6,12 @@ mod generating;
 use args::Args;
 use pocketllm::Error;
 use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::download::{self, DownloadOptions};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions, config::Config, weights};
 use pocketllm::tokenizer::Tokenizer;
 use serde_json::json;
+use std::path::PathBuf;
 use std::time::Instant;
 
 const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
@@ -22,7 +24,10 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
               [--backend cpu|gpu|auto] [--no-bos] [--ctx N] [--threads N]
   chat        --model M [--system TEXT] [sampling options as for run]
               interactive: type a message; /reset starts over, /exit (or end of input) quits
-  bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]";
+  bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]
+M is a path, an http(s):// URL or hf:owner/repo[@revision]/path/file.gguf; downloads are cached in
+--cache-dir DIR (default $XDG_CACHE_HOME/pocketllm or ~/.cache/pocketllm); gated Hugging Face repos
+need --hf-token TOKEN (default: $HF_TOKEN; $HF_ENDPOINT replaces https://huggingface.co)";
 
 const SWITCHES: &[&str] = &["no-bos", "special", "help", "chat"];
 
@@ -108,7 +113,8 @@ fn run_command(a: &Args) -> CliResult {
         other => return Err(format!("unknown command {other:?}").into()),
     };
     let generation = if matches!(a.command.as_str(), "run" | "chat") { GENERATION_FLAGS } else { &[] };
-    if let Some(flag) = a.unknown(&[known, generation].concat()) {
+    // Every command takes --model, so every command takes the flags that say how to fetch it.
+    if let Some(flag) = a.unknown(&[known, generation, &["cache-dir", "hf-token"]].concat()) {
         return Err(format!("--{flag} is not an option of {}", a.command).into());
     }
     match a.command.as_str() {
@@ -128,10 +134,44 @@ pub(crate) struct Loaded {
 }
 
 pub(crate) fn read_model(a: &Args) -> Result<Loaded, CliError> {
-    let path = a.required("model")?;
-    let bytes = std::fs::read(path).map_err(|e| Error::InvalidArgument(format!("cannot read {path}: {e}")))?;
+    let path = model_path(a)?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| Error::InvalidArgument(format!("cannot read {}: {e}", path.display())))?;
     let gguf = Gguf::parse(&bytes)?;
     Ok(Loaded { gguf, bytes })
+}
+
+/// `--model` as a local path; URLs and `hf:` specs are downloaded into the cache first (or found
+/// there). The environment is read here, in the CLI, never by the engine: the cache directory
+/// follows the XDG convention, the token and endpoint Hugging Face's `HF_TOKEN` and `HF_ENDPOINT`.
+fn model_path(a: &Args) -> Result<PathBuf, CliError> {
+    let spec = a.required("model")?;
+    if !download::is_remote(spec) {
+        return Ok(PathBuf::from(spec));
+    }
+    let cache_dir = match a.str("cache-dir") {
+        Some(dir) => PathBuf::from(dir),
+        None => default_cache_dir().ok_or_else(|| {
+            "cannot find a cache directory for downloads ($XDG_CACHE_HOME and $HOME are unset): pass --cache-dir"
+                .to_string()
+        })?,
+    };
+    let token = a.str("hf-token").map(str::to_string).or_else(|| std::env::var("HF_TOKEN").ok());
+    let mut opts = DownloadOptions::new(cache_dir);
+    opts.token = token.filter(|t| !t.trim().is_empty());
+    // Hugging Face's convention for mirrors; the tests point it at a local server.
+    if let Some(endpoint) = std::env::var("HF_ENDPOINT").ok().filter(|e| !e.trim().is_empty()) {
+        opts.hf_endpoint = endpoint;
+    }
+    Ok(download::resolve_model(spec, &opts).map_err(Error::from)?)
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |v: std::ffi::OsString| Some(PathBuf::from(v)).filter(|p| p.is_absolute());
+    if let Some(xdg) = std::env::var_os("XDG_CACHE_HOME").and_then(absolute) {
+        return Some(xdg.join("pocketllm"));
+    }
+    std::env::var_os("HOME").and_then(absolute).map(|home| home.join(".cache").join("pocketllm"))
 }
 
 /// Picks the backend; only the CPU one exists in this build, so `gpu` is an error and `auto`
