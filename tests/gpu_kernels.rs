@@ -7,9 +7,7 @@
 
 mod common;
 
-use pocketllm::backend::gpu::{
-    GpuContext, GpuError, GpuOptions, Readback, Variant, matvec_item_values, matvec_types,
-};
+use pocketllm::backend::gpu::{GpuContext, GpuError, GpuOptions, Readback, Variant, matvec_item_values, matvec_types};
 use pocketllm::quant::{self, GgmlType};
 
 /// f32 unit roundoff (2^-24).
@@ -113,7 +111,15 @@ impl Outcome {
 }
 
 /// Runs one GPU matvec and checks it against the f64 reference; returns the worst errors.
-fn check_case(ctx: &GpuContext, ty: GgmlType, rows: usize, cols: usize, x_off: usize, out_off: usize, seed: u64) -> Outcome {
+fn check_case(
+    ctx: &GpuContext,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    x_off: usize,
+    out_off: usize,
+    seed: u64,
+) -> Outcome {
     let mut rng = Rng(seed | 1);
     let (bytes, deq) = random_weights(ty, rows, cols, &mut rng);
     let xs: Vec<f32> = (0..x_off + cols).map(|_| rng.next() * 2.0).collect();
@@ -154,10 +160,7 @@ fn check_case(ctx: &GpuContext, ty: GgmlType, rows: usize, cols: usize, x_off: u
         let magnitude: f64 = row.iter().zip(x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum::<f64>().max(1e-30);
         let err = (g as f64 - exact).abs();
         let bound = gpu_bound(ty, ctx.matvec_variant(), row, x);
-        assert!(
-            err <= bound,
-            "{ty} {rows}x{cols} row {r}: gpu {g} vs exact {exact}: error {err:e} > bound {bound:e}"
-        );
+        assert!(err <= bound, "{ty} {rows}x{cols} row {r}: gpu {g} vs exact {exact}: error {err:e} > bound {bound:e}");
         let cpu_err = (g as f64 - cpu[r] as f64).abs();
         let cb = cpu_bound(ty, ctx.matvec_variant(), row, x);
         assert!(cpu_err <= cb, "{ty} {rows}x{cols} row {r}: gpu {g} vs CPU backend {}: {cpu_err:e} > {cb:e}", cpu[r]);
@@ -229,9 +232,12 @@ fn split_tensors(variant: Variant) {
     let opts = GpuOptions { max_binding_bytes: Some(1024), matvec_variant: Some(variant), ..Default::default() };
     let Some(ctx) = common::gpu(&opts) else { return };
     assert_eq!(ctx.binding_limit(), 1024);
-    for (ty, rows, cols, pieces) in
-        [(GgmlType::Q6_K, 37, 256, 10), (GgmlType::Q4_0, 41, 96, 3), (GgmlType::F16, 11, 101, 3), (GgmlType::F32, 9, 64, 3)]
-    {
+    for (ty, rows, cols, pieces) in [
+        (GgmlType::Q6_K, 37, 256, 10),
+        (GgmlType::Q4_0, 41, 96, 3),
+        (GgmlType::F16, 11, 101, 3),
+        (GgmlType::F32, 9, 64, 3),
+    ] {
         let mut rng = Rng(99);
         let (bytes, _) = random_weights(ty, rows, cols, &mut rng);
         let w = ctx.upload_weight("split", ty, rows, cols, &bytes).unwrap();

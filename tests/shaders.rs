@@ -25,7 +25,8 @@ fn every_kernel_variant_validates_within_default_limits() {
         let label = key.label();
         let src = shader_source(key).unwrap();
         assert!(src.contains(&format!("// {label}:")), "{label}: source names its variant");
-        let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
+        let module =
+            naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::kernels::{KernelKey, shader_source};
 use super::kernels::Variant;
+use super::kernels::{KernelKey, shader_source};
 use super::{GpuError, MATVEC_WORKGROUP_SIZE};
 
 /// How to pick and set up the GPU. No environment variables: everything is passed here.
@@ -41,7 +41,11 @@ impl Default for GpuOptions {
 fn check_limits(l: &wgpu::Limits) -> Result<(), GpuError> {
     let need: [(&'static str, u64, u64); 5] = [
         ("maxStorageBuffersPerShaderStage", l.max_storage_buffers_per_shader_stage as u64, 4),
-        ("maxComputeInvocationsPerWorkgroup", l.max_compute_invocations_per_workgroup as u64, MATVEC_WORKGROUP_SIZE as u64),
+        (
+            "maxComputeInvocationsPerWorkgroup",
+            l.max_compute_invocations_per_workgroup as u64,
+            MATVEC_WORKGROUP_SIZE as u64,
+        ),
         ("maxComputeWorkgroupSizeX", l.max_compute_workgroup_size_x as u64, MATVEC_WORKGROUP_SIZE as u64),
         (
             "maxComputeWorkgroupStorageSize",

@@ -62,8 +62,8 @@ impl MatvecOp {
 
     /// Records this product in its own compute pass of `encoder`.
     pub fn encode_pass(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass =
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes: None });
         self.encode(&mut pass);
     }
 }

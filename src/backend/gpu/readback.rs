@@ -46,7 +46,8 @@ impl Readback {
             )));
         }
         let bytes = (4 * out.len()) as u64;
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&src.buffer, (4 * offset) as u64, &self.buffer, 0, bytes);
         ctx.submit(encoder);
         let slice = self.buffer.slice(0..bytes);

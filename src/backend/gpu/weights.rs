@@ -112,9 +112,9 @@ impl GpuContext {
         cols: usize,
         bytes: &[u8],
     ) -> Result<GpuWeight, GpuError> {
-        let row_bytes = ty.row_bytes(cols).ok_or_else(|| {
-            GpuError::Invalid(format!("{name}: {cols} values is not a whole number of {ty} blocks"))
-        })?;
+        let row_bytes = ty
+            .row_bytes(cols)
+            .ok_or_else(|| GpuError::Invalid(format!("{name}: {cols} values is not a whole number of {ty} blocks")))?;
         if rows.checked_mul(row_bytes) != Some(bytes.len()) {
             return Err(GpuError::Invalid(format!(
                 "{name}: {} bytes for {rows} rows of {row_bytes} bytes",
