@@ -220,6 +220,48 @@ fn matvec_matches_cpu_reference_for_every_type_row_per_invocation() {
 }
 
 #[test]
+fn runs_within_webgpu_default_limits() {
+    // A device created with WebGPU's default limits (256 invocations, 8 storage buffers,
+    // 16 KiB workgroup memory, 128 MiB bindings), not the adapter's: every type, both variants.
+    for variant in Variant::ALL {
+        let opts = GpuOptions { webgpu_default_limits: true, matvec_variant: Some(variant), ..Default::default() };
+        let Some(ctx) = common::gpu(&opts) else { return };
+        assert_eq!(ctx.limits().max_compute_workgroup_storage_size, 16 * 1024);
+        for &ty in matvec_types() {
+            let cols = if ty.block_size() == 256 { 512 } else { 96 };
+            check_case(&ctx, ty, 67, cols, 1, 2, 77);
+        }
+    }
+}
+
+#[test]
+fn readback_recorded_in_the_same_submit() {
+    // The decode-step pattern: matvec and the copy to the staging buffer in one encoder, one
+    // submit, then the asynchronous map.
+    let Some(ctx) = common::gpu(&GpuOptions::default()) else { return };
+    let (rows, cols) = (5, 64);
+    let (bytes, deq) = random_weights(GgmlType::Q8_0, rows, cols, &mut Rng(5));
+    let w = ctx.upload_weight("w", GgmlType::Q8_0, rows, cols, &bytes).unwrap();
+    let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let xb = ctx.alloc_f32("x", cols).unwrap();
+    let ob = ctx.alloc_f32("out", rows).unwrap();
+    ctx.write_f32(&xb, 0, &x).unwrap();
+    let op = ctx.prepare_matvec(&w, &xb, 0, &ob, 0).unwrap();
+    let rb = Readback::new(&ctx, "out", rows).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    op.encode_pass(&mut enc);
+    rb.encode_copy(&mut enc, &ob, 0, rows).unwrap();
+    ctx.submit(enc);
+    let mut got = vec![0f32; rows];
+    pollster::block_on(rb.map_read(&ctx, &mut got)).unwrap();
+    for r in 0..rows {
+        let exact: f64 = deq[r * cols..(r + 1) * cols].iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let bound = gpu_bound(GgmlType::Q8_0, ctx.matvec_variant(), &deq[r * cols..(r + 1) * cols], &x);
+        assert!((got[r] as f64 - exact).abs() <= bound, "row {r}: {} vs {exact}", got[r]);
+    }
+}
+
+#[test]
 fn split_tensors_match_unsplit() {
     for v in Variant::ALL {
         split_tensors(v);

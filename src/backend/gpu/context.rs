@@ -22,6 +22,9 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// The matvec kernel variant; `None`: [`Variant::for_adapter`].
     pub matvec_variant: Option<Variant>,
+    /// Request WebGPU's default limits instead of the adapter's (what a phone or SwiftShader
+    /// grants): tests use it to prove the kernels need no more.
+    pub webgpu_default_limits: bool,
 }
 
 impl Default for GpuOptions {
@@ -33,6 +36,7 @@ impl Default for GpuOptions {
             allow_subgroups: true,
             max_binding_bytes: None,
             matvec_variant: None,
+            webgpu_default_limits: false,
         }
     }
 }
@@ -95,7 +99,7 @@ impl GpuContext {
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let limits = if opts.webgpu_default_limits { wgpu::Limits::default() } else { adapter.limits() };
         check_limits(&limits)?;
         let mut features = wgpu::Features::empty();
         if opts.allow_f16 && adapter.features().contains(wgpu::Features::SHADER_F16) {

@@ -26,31 +26,41 @@ impl Readback {
         (self.buffer.size() / 4) as usize
     }
 
-    /// Copies `out.len()` values from `src[offset..]` into `out`: one copy, one submit, one map.
-    pub async fn read_f32(
+    /// Records a copy of `len` values from `src[offset..]` into the staging buffer, to be read
+    /// by [`Readback::map_read`] after the encoder is submitted (so a decode step can end its
+    /// one submit with the copy of its result).
+    pub fn encode_copy(
         &self,
-        ctx: &GpuContext,
+        encoder: &mut wgpu::CommandEncoder,
         src: &GpuBuffer,
         offset: usize,
-        out: &mut [f32],
+        len: usize,
     ) -> Result<(), GpuError> {
-        if out.is_empty() {
-            return Ok(());
-        }
-        if offset + out.len() > src.len() || out.len() > self.capacity() {
+        if offset + len > src.len() || len > self.capacity() {
             return Err(GpuError::Invalid(format!(
-                "read of {} values at {offset} from a buffer of {} through a readback of {}",
-                out.len(),
+                "read of {len} values at {offset} from a buffer of {} through a readback of {}",
                 src.len(),
                 self.capacity()
             )));
         }
-        let bytes = (4 * out.len()) as u64;
-        let mut encoder =
-            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-        encoder.copy_buffer_to_buffer(&src.buffer, (4 * offset) as u64, &self.buffer, 0, bytes);
-        ctx.submit(encoder);
-        let slice = self.buffer.slice(0..bytes);
+        encoder.copy_buffer_to_buffer(&src.buffer, (4 * offset) as u64, &self.buffer, 0, (4 * len) as u64);
+        Ok(())
+    }
+
+    /// Maps the staging buffer once the submitted copy has run and copies its first
+    /// `out.len()` values out.
+    pub async fn map_read(&self, ctx: &GpuContext, out: &mut [f32]) -> Result<(), GpuError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        if out.len() > self.capacity() {
+            return Err(GpuError::Invalid(format!(
+                "read of {} values from a readback of {}",
+                out.len(),
+                self.capacity()
+            )));
+        }
+        let slice = self.buffer.slice(0..(4 * out.len()) as u64);
         let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -66,6 +76,25 @@ impl Readback {
         }
         self.buffer.unmap();
         Ok(())
+    }
+
+    /// Copies `out.len()` values from `src[offset..]` into `out`: one copy in its own submit,
+    /// then [`Readback::map_read`].
+    pub async fn read_f32(
+        &self,
+        ctx: &GpuContext,
+        src: &GpuBuffer,
+        offset: usize,
+        out: &mut [f32],
+    ) -> Result<(), GpuError> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let mut encoder =
+            ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        self.encode_copy(&mut encoder, src, offset, out.len())?;
+        ctx.submit(encoder);
+        self.map_read(ctx, out).await
     }
 
     /// [`Readback::read_f32`] driven to completion on this thread (native only).
