@@ -5,7 +5,7 @@
 // (a work item is a run of ITEM values of one row: 32 for block types, 4 for F32/F16/BF16).
 //
 // Bindings (group 0):
-//   0  w    storage, read        array<u32>  GGUF block bytes of n_rows rows, padded to 4
+//   0  w    storage, read        array<u32>  GGUF block bytes of n_rows rows, padded to 4, + 1 word
 //   1  x    storage, read        array<f32>  activations
 //   2  out  storage, read_write  array<f32>
 //   3  p    uniform              Params

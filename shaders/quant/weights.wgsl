@@ -1,31 +1,26 @@
 // quant/weights.wgsl: byte, halfword and word fetches from GGUF block bytes, prepended to every
 // family that reads quantized weights. Expects the family to declare
-//   var<storage, read> w: array<u32>;   // the tensor's bytes as GGUF stores them, padded to 4
-// Blocks are not 4-byte aligned (Q4_0 is 18 bytes), so every fetch takes a byte offset.
+//   var<storage, read> w: array<u32>;   // the tensor's bytes as GGUF stores them, padded to 4,
+//                                       // plus one more zero word (so w[i + 1] always exists)
+// Blocks are not 4-byte aligned (Q4_0 is 18 bytes), so every fetch takes a byte offset. The
+// fetches are branch-free: neighbouring invocations often disagree on alignment.
 
 // Byte at byte offset `b`.
 fn w_u8(b: u32) -> u32 {
     return (w[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
 }
 
-// Little-endian u16 at byte offset `b` (any alignment).
-fn w_u16(b: u32) -> u32 {
-    let i = b >> 2u;
-    let sh = (b & 3u) * 8u;
-    if (sh <= 16u) {
-        return (w[i] >> sh) & 0xffffu;
-    }
-    return ((w[i] >> 24u) | (w[i + 1u] << 8u)) & 0xffffu;
-}
-
-// Little-endian u32 at byte offset `b` (any alignment); never reads past byte b + 3's word.
+// Little-endian u32 at byte offset `b` (any alignment). The second shift is split in two so
+// that sh = 0 shifts the next word out entirely (WGSL shifts by 32 are not allowed).
 fn w_u32(b: u32) -> u32 {
     let i = b >> 2u;
     let sh = (b & 3u) * 8u;
-    if (sh == 0u) {
-        return w[i];
-    }
-    return (w[i] >> sh) | (w[i + 1u] << (32u - sh));
+    return (w[i] >> sh) | ((w[i + 1u] << (31u - sh)) << 1u);
+}
+
+// Little-endian u16 at byte offset `b` (any alignment).
+fn w_u16(b: u32) -> u32 {
+    return w_u32(b) & 0xffffu;
 }
 
 // IEEE half at byte offset `b`.

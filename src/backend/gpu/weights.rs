@@ -33,6 +33,8 @@ pub(crate) struct WeightPiece {
 
 /// A weight tensor of `rows` rows of `cols` values, bytes exactly as the GGUF stores them,
 /// in one buffer or, when larger than [`GpuContext::binding_limit`], several by whole rows.
+/// Each buffer holds its rows' bytes padded to 4 and one more zero word (see
+/// `shaders/quant/weights.wgsl`).
 pub struct GpuWeight {
     name: String,
     ty: GgmlType,
@@ -121,7 +123,8 @@ impl GpuContext {
                 bytes.len()
             )));
         }
-        let rows_per_piece = (self.binding_limit() as usize) / row_bytes.max(1);
+        // Each piece is its bytes padded to 4 plus one spare word, within the binding limit.
+        let rows_per_piece = (self.binding_limit() as usize).saturating_sub(4) / row_bytes.max(1);
         if rows_per_piece == 0 {
             return Err(GpuError::Invalid(format!(
                 "{name}: one row is {row_bytes} bytes, more than the binding limit of {}",
@@ -136,7 +139,8 @@ impl GpuContext {
             let label = if rows <= rows_per_piece { name.to_string() } else { format!("{name}[{row0}..{}]", row0 + n) };
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&label),
-                size: pad4(src.len()).max(4) as u64,
+                // One spare zero word: the shaders' unaligned fetch reads the word after.
+                size: (pad4(src.len()) + 4) as u64,
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: true,
             });
