@@ -6,7 +6,7 @@
 //
 // Bindings (group 0):
 //   0  w    storage, read        array<u32>  GGUF block bytes of n_rows rows, padded to 4, + 1 word
-//   1  x    storage, read        array<f32>  activations
+//   1  x    storage, read        array<vec4<f32>>  activations (x_offset a multiple of 4)
 //   2  out  storage, read_write  array<f32>
 //   3  p    uniform              Params
 // Knobs: WG = 64 invocations per workgroup (fits WebGPU's 256 default); TPR invocations per
@@ -30,7 +30,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
@@ -39,12 +39,14 @@ const ROWS: u32 = WG / TPR;
 
 var<workgroup> partial: array<f32, 64>; // WG
 
+// Activation i.
 fn x1(i: u32) -> f32 {
-    return x[i];
+    return x[i >> 2u][i & 3u];
 }
 
+// Activations i..i+4; i is a multiple of 4 (quant files only ask for such runs).
 fn x4(i: u32) -> vec4<f32> {
-    return vec4<f32>(x[i], x[i + 1u], x[i + 2u], x[i + 3u]);
+    return x[i >> 2u];
 }
 
 @compute @workgroup_size(64)

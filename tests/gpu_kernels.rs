@@ -192,7 +192,7 @@ fn every_type(variant: Variant) {
     for &ty in matvec_types() {
         let mut worst = Outcome::default();
         for (rows, cols) in shapes(ty) {
-            for (x_off, out_off) in [(0, 0), (7, 5)] {
+            for (x_off, out_off) in [(0, 0), (8, 5)] {
                 seed += 1;
                 worst.merge(&check_case(&ctx, ty, rows, cols, x_off, out_off, seed * 7919));
             }
@@ -229,7 +229,7 @@ fn runs_within_webgpu_default_limits() {
         assert_eq!(ctx.limits().max_compute_workgroup_storage_size, 16 * 1024);
         for &ty in matvec_types() {
             let cols = if ty.block_size() == 256 { 512 } else { 96 };
-            check_case(&ctx, ty, 67, cols, 1, 2, 77);
+            check_case(&ctx, ty, 67, cols, 4, 3, 77);
         }
     }
 }
@@ -285,7 +285,7 @@ fn split_tensors(variant: Variant) {
         let w = ctx.upload_weight("split", ty, rows, cols, &bytes).unwrap();
         assert_eq!(w.n_pieces(), pieces, "{ty}: pieces");
         assert!(w.device_bytes() >= bytes.len() as u64);
-        let o = check_case(&ctx, ty, rows, cols, 3, 2, 1234);
+        let o = check_case(&ctx, ty, rows, cols, 4, 2, 1234);
         eprintln!("{variant:?} split {ty} {rows}x{cols} in {pieces} buffers: max error {:.3e}", o.max_abs);
     }
     // One row that does not fit a binding is refused with a typed error.
@@ -314,10 +314,11 @@ fn bad_calls_are_typed_errors() {
     let w = ctx.upload_weight("w", GgmlType::Q4_0, 3, 64, &bytes).unwrap();
     let x = ctx.alloc_f32("x", 64).unwrap();
     let out = ctx.alloc_f32("out", 3).unwrap();
-    // Input too short, output too short, input aliasing output.
-    assert!(matches!(ctx.prepare_matvec(&w, &x, 1, &out, 0), Err(GpuError::Invalid(_))));
+    // Input too short, output too short, input offset not a multiple of 4, input aliasing output.
+    assert!(matches!(ctx.prepare_matvec(&w, &x, 4, &out, 0), Err(GpuError::Invalid(_))));
     assert!(matches!(ctx.prepare_matvec(&w, &x, 0, &out, 1), Err(GpuError::Invalid(_))));
     let big = ctx.alloc_f32("big", 128).unwrap();
+    assert!(matches!(ctx.prepare_matvec(&w, &big, 2, &out, 0), Err(GpuError::Invalid(_))));
     assert!(matches!(ctx.prepare_matvec(&w, &big, 0, &big, 64), Err(GpuError::Invalid(_))));
     // Q8_K is only an activation type.
     let q8k = vec![0u8; GgmlType::Q8_K.row_bytes(256).unwrap()];

@@ -77,6 +77,7 @@ fn grid(groups: usize, max_dim: u32) -> (u32, u32) {
 
 impl GpuContext {
     /// Binds `w` · `x[x_offset..x_offset + w.cols()]` → `out[out_offset..out_offset + w.rows()]`.
+    /// `x_offset` must be a multiple of 4 (the kernel reads activations as `vec4<f32>`).
     pub fn prepare_matvec(
         &self,
         w: &GpuWeight,
@@ -96,6 +97,11 @@ impl GpuContext {
                 x.len(),
                 out_offset + w.rows(),
                 out.len()
+            )));
+        }
+        if x_offset % 4 != 0 {
+            return Err(GpuError::Invalid(format!(
+                "{label}: x_offset {x_offset} is not a multiple of 4 (activations are read as vec4)"
             )));
         }
         if x.buffer == out.buffer {

@@ -76,9 +76,10 @@ fn pad4(n: usize) -> usize {
 
 impl GpuContext {
     /// An f32 buffer of `len` values, zeroed, usable as kernel input and output and as a copy
-    /// source and destination.
+    /// source and destination. Its size is rounded up to 16 bytes so kernels can read it as
+    /// `array<vec4<f32>>`.
     pub fn alloc_f32(&self, name: &str, len: usize) -> Result<GpuBuffer, GpuError> {
-        let size = (4 * len.max(1)) as u64;
+        let size = (4 * len.max(1)).div_ceil(16) as u64 * 16;
         if size > self.limits().max_buffer_size || size > self.limits().max_storage_buffer_binding_size {
             return Err(GpuError::OutOfMemory(format!("{name}: {size} bytes exceed the adapter's buffer limits")));
         }
