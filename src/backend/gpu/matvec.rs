@@ -99,7 +99,7 @@ impl GpuContext {
                 out.len()
             )));
         }
-        if x_offset % 4 != 0 {
+        if !x_offset.is_multiple_of(4) {
             return Err(GpuError::Invalid(format!(
                 "{label}: x_offset {x_offset} is not a multiple of 4 (activations are read as vec4)"
             )));
