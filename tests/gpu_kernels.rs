@@ -295,6 +295,49 @@ fn split_tensors(variant: Variant) {
 }
 
 #[test]
+fn weights_streamed_in_chunks_of_any_size() {
+    // Chunks of 1, 3, 7, 250, ... bytes cross words, rows and (with a 1 KiB binding limit)
+    // buffers; the streamed tensor must give the same products as the whole upload.
+    let opts = GpuOptions { max_binding_bytes: Some(1024), ..Default::default() };
+    let Some(ctx) = common::gpu(&opts) else { return };
+    for (ty, rows, cols) in [(GgmlType::Q6_K, 13, 256), (GgmlType::Q4_0, 41, 96), (GgmlType::F16, 11, 101)] {
+        let (bytes, _) = random_weights(ty, rows, cols, &mut Rng(3));
+        let whole = ctx.upload_weight("whole", ty, rows, cols, &bytes).unwrap();
+        let mut up = ctx.begin_weight("streamed", ty, rows, cols).unwrap();
+        let sizes = [1usize, 3, 7, 250, 2, 1021, 5, 64];
+        let (mut at, mut k) = (0, 0);
+        while at < bytes.len() {
+            let n = sizes[k % sizes.len()].min(bytes.len() - at);
+            up.write(&ctx, &bytes[at..at + n]).unwrap();
+            at += n;
+            k += 1;
+        }
+        assert_eq!(up.written(), bytes.len());
+        let streamed = up.finish(&ctx).unwrap();
+        assert!(streamed.n_pieces() > 1, "{ty}");
+
+        let x: Vec<f32> = (0..cols).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
+        let xb = ctx.alloc_f32("x", cols).unwrap();
+        ctx.write_f32(&xb, 0, &x).unwrap();
+        let outs = [ctx.alloc_f32("a", rows).unwrap(), ctx.alloc_f32("b", rows).unwrap()];
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc);
+        ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc);
+        ctx.submit(enc);
+        let rb = Readback::new(&ctx, "rb", rows).unwrap();
+        let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
+        rb.read_f32_blocking(&ctx, &outs[0], 0, &mut a).unwrap();
+        rb.read_f32_blocking(&ctx, &outs[1], 0, &mut b).unwrap();
+        assert_eq!(a, b, "{ty}: streamed upload differs");
+    }
+    // Too many bytes, or finishing early, are typed errors.
+    let mut up = ctx.begin_weight("short", GgmlType::Q8_0, 2, 32).unwrap();
+    assert!(matches!(up.write(&ctx, &[0u8; 69]), Err(GpuError::Invalid(_))));
+    up.write(&ctx, &[0u8; 40]).unwrap();
+    assert!(matches!(up.finish(&ctx), Err(GpuError::Invalid(_))));
+}
+
+#[test]
 fn grid_wider_than_one_dimension() {
     // Base runs one workgroup per row: 70001 rows is more than the 65535 workgroups one grid
     // dimension allows, so the kernel runs on a 2-D grid and must skip the tail of its last row.

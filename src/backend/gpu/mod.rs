@@ -6,7 +6,8 @@
 //!   `SHADER_F16`/`SUBGROUP` features, device-loss and uncaptured-error tracking, the pipeline
 //!   cache keyed by [`KernelKey`];
 //! - [`GpuWeight`]: a tensor's GGUF block bytes uploaded unchanged (padded to 4), split by whole
-//!   rows into several buffers when it is larger than the binding limit;
+//!   rows into several buffers when it is larger than the binding limit, written whole or
+//!   streamed in chunks of any size as they arrive ([`WeightUpload`]);
 //! - [`MatvecOp`]: the decode matrix-vector product for every weight type, recorded into a
 //!   compute pass (bind groups and uniforms built once, nothing allocated per call);
 //! - [`Readback`]: a reusable mappable staging buffer, read with the future-based pattern that
@@ -24,7 +25,7 @@ pub use context::{GpuContext, GpuOptions};
 pub use kernels::{KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, shader_source};
 pub use matvec::{MATVEC_WORKGROUP_SIZE, MatvecOp, matvec_types};
 pub use readback::Readback;
-pub use weights::{GpuBuffer, GpuWeight};
+pub use weights::{GpuBuffer, GpuWeight, WeightUpload};
 
 use thiserror::Error;
 

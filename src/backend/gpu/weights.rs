@@ -115,15 +115,25 @@ impl GpuContext {
         cols: usize,
         bytes: &[u8],
     ) -> Result<GpuWeight, GpuError> {
+        let mut upload = self.begin_weight(name, ty, rows, cols)?;
+        if bytes.len() != upload.total_bytes() {
+            return Err(GpuError::Invalid(format!(
+                "{name}: {} bytes for {rows} rows of {} bytes",
+                bytes.len(),
+                upload.weight.row_bytes
+            )));
+        }
+        upload.write(self, bytes)?;
+        upload.finish(self)
+    }
+
+    /// Creates the buffers of a `rows` x `cols` tensor of `ty`, to be filled in order by
+    /// [`WeightUpload::write`] as its bytes arrive (from a file or the network), so the whole
+    /// tensor never has to sit in host memory.
+    pub fn begin_weight(&self, name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<WeightUpload, GpuError> {
         let row_bytes = ty
             .row_bytes(cols)
             .ok_or_else(|| GpuError::Invalid(format!("{name}: {cols} values is not a whole number of {ty} blocks")))?;
-        if rows.checked_mul(row_bytes) != Some(bytes.len()) {
-            return Err(GpuError::Invalid(format!(
-                "{name}: {} bytes for {rows} rows of {row_bytes} bytes",
-                bytes.len()
-            )));
-        }
         // Each piece is its bytes padded to 4 plus one spare word, within the binding limit.
         let rows_per_piece = (self.binding_limit() as usize).saturating_sub(4) / row_bytes.max(1);
         if rows_per_piece == 0 {
@@ -136,29 +146,113 @@ impl GpuContext {
         let mut row0 = 0;
         while row0 < rows || pieces.is_empty() {
             let n = rows_per_piece.min(rows - row0);
-            let src = &bytes[row0 * row_bytes..(row0 + n) * row_bytes];
             let label = if rows <= rows_per_piece { name.to_string() } else { format!("{name}[{row0}..{}]", row0 + n) };
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&label),
                 // One spare zero word: the shaders' unaligned fetch reads the word after.
-                size: (pad4(src.len()) + 4) as u64,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: true,
+                size: (pad4(n * row_bytes) + 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
             });
             self.check()?;
-            {
-                let mut view = buffer
-                    .slice(..)
-                    .get_mapped_range_mut()
-                    .map_err(|e| GpuError::OutOfMemory(format!("{label}: {e}")))?;
-                // The padding after the data is zero: WebGPU zero-initializes new buffers.
-                view.slice(..src.len()).copy_from_slice(src);
-            }
-            buffer.unmap();
             pieces.push(WeightPiece { buffer, row0, rows: n });
             row0 += n;
         }
-        self.check()?;
-        Ok(GpuWeight { name: name.to_string(), ty, rows, cols, row_bytes, pieces })
+        let weight = GpuWeight { name: name.to_string(), ty, rows, cols, row_bytes, pieces };
+        Ok(WeightUpload { weight, written: 0, piece: 0, carry: [0; 4], carry_len: 0 })
+    }
+}
+
+/// A weight tensor being filled chunk by chunk, in order ([`GpuContext::begin_weight`]).
+/// Chunks may have any length and cross row and buffer boundaries; bytes that do not complete
+/// a 4-byte word (the unit of `write_buffer`) wait in `carry` for the next chunk.
+pub struct WeightUpload {
+    weight: GpuWeight,
+    /// Tensor bytes received so far.
+    written: usize,
+    /// The piece `written` falls in.
+    piece: usize,
+    /// Received bytes not yet written; they start at a word boundary of the current piece.
+    carry: [u8; 4],
+    carry_len: usize,
+}
+
+impl WeightUpload {
+    pub fn total_bytes(&self) -> usize {
+        self.weight.rows * self.weight.row_bytes
+    }
+
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// Queues the next `chunk` of the tensor's bytes.
+    pub fn write(&mut self, ctx: &GpuContext, mut chunk: &[u8]) -> Result<(), GpuError> {
+        if self.written + chunk.len() > self.total_bytes() {
+            return Err(GpuError::Invalid(format!(
+                "{}: {} bytes written to a tensor of {}",
+                self.weight.name,
+                self.written + chunk.len(),
+                self.total_bytes()
+            )));
+        }
+        let rb = self.weight.row_bytes;
+        while !chunk.is_empty() {
+            let p = &self.weight.pieces[self.piece];
+            let (start, end) = (p.row0 * rb, (p.row0 + p.rows) * rb);
+            let take = chunk.len().min(end - self.written);
+            let (now, rest) = chunk.split_at(take);
+            self.write_piece(ctx, self.written - start, now);
+            self.written += take;
+            chunk = rest;
+            if self.written == end {
+                if self.carry_len > 0 {
+                    // The piece's last partial word, zero-padded (the buffer is padded to 4).
+                    self.carry[self.carry_len..].fill(0);
+                    let off = end - start - self.carry_len;
+                    ctx.queue.write_buffer(&self.weight.pieces[self.piece].buffer, off as u64, &self.carry);
+                    self.carry_len = 0;
+                }
+                self.piece = (self.piece + 1).min(self.weight.pieces.len() - 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `data`, which starts at byte `local` of the current piece.
+    fn write_piece(&mut self, ctx: &GpuContext, mut local: usize, mut data: &[u8]) {
+        let buffer = &self.weight.pieces[self.piece].buffer;
+        if self.carry_len > 0 {
+            let need = (4 - self.carry_len).min(data.len());
+            self.carry[self.carry_len..self.carry_len + need].copy_from_slice(&data[..need]);
+            self.carry_len += need;
+            data = &data[need..];
+            local += need;
+            if self.carry_len < 4 {
+                return;
+            }
+            ctx.queue.write_buffer(buffer, (local - 4) as u64, &self.carry);
+            self.carry_len = 0;
+        }
+        let whole = data.len() / 4 * 4;
+        if whole > 0 {
+            ctx.queue.write_buffer(buffer, local as u64, &data[..whole]);
+        }
+        self.carry_len = data.len() - whole;
+        self.carry[..self.carry_len].copy_from_slice(&data[whole..]);
+    }
+
+    /// The uploaded tensor, once every byte has been written.
+    pub fn finish(self, ctx: &GpuContext) -> Result<GpuWeight, GpuError> {
+        if self.written != self.total_bytes() {
+            return Err(GpuError::Invalid(format!(
+                "{}: {} of {} bytes written",
+                self.weight.name,
+                self.written,
+                self.total_bytes()
+            )));
+        }
+        ctx.check()?;
+        Ok(self.weight)
     }
 }
