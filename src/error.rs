@@ -3,6 +3,7 @@
 
 use thiserror::Error;
 
+pub use crate::backend::gpu::GpuError;
 pub use crate::chat::ChatError;
 #[cfg(not(target_arch = "wasm32"))]
 pub use crate::download::DownloadError;
@@ -32,6 +33,8 @@ pub enum Error {
     OutOfMemory(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    #[error("{0}")]
+    Gpu(#[from] GpuError),
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     #[cfg(not(target_arch = "wasm32"))]
@@ -51,6 +54,7 @@ impl Error {
             Error::ContextFull { .. } => "context_full",
             Error::OutOfMemory(_) => "model_too_large",
             Error::TokenOutOfRange { .. } | Error::InvalidArgument(_) => "invalid_argument",
+            Error::Gpu(e) => e.code(),
             Error::Io(_) => "io",
             #[cfg(not(target_arch = "wasm32"))]
             Error::Download(e) => match e {

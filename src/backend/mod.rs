@@ -6,6 +6,7 @@
 //! batch and a single decode step.
 
 pub mod cpu;
+pub mod gpu;
 
 use crate::Result;
 use crate::model::config::RopeConfig;

@@ -47,3 +47,23 @@ pub fn fixture_models() -> Vec<String> {
     out.sort();
     out
 }
+
+/// A GPU context for the kernel tests, or `None` after a loud SKIPPED line when this machine has
+/// no usable adapter. Under `CI=true` a missing adapter is a failure, never a skip (CI installs
+/// lavapipe).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gpu(opts: &pocketllm::backend::gpu::GpuOptions) -> Option<pocketllm::backend::gpu::GpuContext> {
+    match pocketllm::backend::gpu::GpuContext::new_blocking(opts) {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("no GPU adapter and CI=true: GPU tests must not skip in CI ({e})");
+            }
+            // Straight to the stderr handle: the test harness captures eprintln! of passing tests.
+            use std::io::Write;
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED: no GPU adapter ({e}); install mesa-vulkan-drivers for lavapipe");
+            None
+        }
+    }
+}

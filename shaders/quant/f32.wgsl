@@ -1,0 +1,21 @@
+// quant/f32.wgsl: F32 rows (4 bytes per value, rows 4-byte aligned). Item: 4 values; the last
+// item of a row may be partial (any row length).
+const ITEM: u32 = 4u;
+
+fn n_items(n: u32) -> u32 {
+    return (n + 3u) / 4u;
+}
+
+fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+    let c = 4u * i;
+    let wi = rb / 4u + c;
+    if (c + 4u <= n) {
+        let v = bitcast<vec4<f32>>(vec4<u32>(w[wi], w[wi + 1u], w[wi + 2u], w[wi + 3u]));
+        return dot(v, x4(x0 + c));
+    }
+    var s = 0.0;
+    for (var k = c; k < n; k++) {
+        s += bitcast<f32>(w[rb / 4u + k]) * x1(x0 + k);
+    }
+    return s;
+}

@@ -1,0 +1,34 @@
+// quant/q5_k.wgsl: ggml block_q5_K, 176 bytes per 256 values: d f16 @0, dmin f16 @2,
+// scales[12] @4, qh[32] @16, qs[128] @48.
+// Value 32j + l (j < 8, l < 32) = d * sc * (nibble + 16 * bit j of qh[l]) - dmin * m, nibble =
+// low (j even) or high (j odd) nibble of qs[32 (j / 2) + l], (sc, m) = scale_min_k4(j).
+// Item: one sub-block of 32.
+const ITEM: u32 = 32u;
+
+fn n_items(n: u32) -> u32 {
+    return n / 32u;
+}
+
+fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+    let b = rb + 176u * (i / 8u);
+    let j = i % 8u;
+    let qb = b + 48u + 32u * (j / 2u);
+    let xb = x0 + 32u * i;
+    var sqx = 0.0;
+    var sx = 0.0;
+    for (var k = 0u; k < 8u; k++) {
+        let q = w_u32(qb + 4u * k);
+        let xv = x4(xb + 4u * k);
+        var qv: vec4<f32>;
+        if (j % 2u == 0u) {
+            qv = nib_lo(q);
+        } else {
+            qv = nib_hi(q);
+        }
+        qv += 16.0 * bits(w_u32(b + 16u + 4u * k), j);
+        sqx += dot(qv, xv);
+        sx += dot(xv, vec4<f32>(1.0));
+    }
+    let sm = scale_min_k4(b + 4u, j);
+    return w_f16(b) * sm.x * sqx - w_f16(b + 2u) * sm.y * sx;
+}

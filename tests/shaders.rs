@@ -1,0 +1,64 @@
+//! Every WGSL kernel variant parses and validates with naga (the validator wgpu runs natively),
+//! and fits WebGPU's default limits: at most 256 invocations per workgroup, 8 storage buffers
+//! per stage, 16 KiB of workgroup memory. Needs no GPU.
+#![cfg(not(target_arch = "wasm32"))]
+
+use pocketllm::backend::gpu::{all_kernel_keys, matvec_types, shader_source};
+use wgpu::naga;
+
+/// What naga must be allowed for the base variants: `unpack2x16float` needs
+/// SHADER_FLOAT16_IN_FLOAT32, which every WebGPU implementation has (core WGSL; wgpu grants it on
+/// any adapter with `DownlevelFlags::SHADER_F16_IN_F32`, i.e. everything but old GL). Nothing else:
+/// no `shader-f16`, no subgroups.
+const BASE_CAPABILITIES: naga::valid::Capabilities = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+
+/// WebGPU's default limits (the spec's "default" column), which phones and SwiftShader give.
+const DEFAULT_MAX_INVOCATIONS: u32 = 256;
+const DEFAULT_MAX_STORAGE_BUFFERS: usize = 8;
+const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
+
+#[test]
+fn every_kernel_variant_validates_within_default_limits() {
+    let keys = all_kernel_keys();
+    assert_eq!(keys.len(), 2 * matvec_types().len(), "two matvec variants per weight type");
+    for key in keys {
+        let label = key.label();
+        let src = shader_source(key).unwrap();
+        assert!(src.contains(&format!("// {label}:")), "{label}: source names its variant");
+        let module =
+            naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
+
+        assert_eq!(module.entry_points.len(), 1, "{label}");
+        let ep = &module.entry_points[0];
+        assert_eq!(ep.name, "main", "{label}");
+        let invocations: u32 = ep.workgroup_size.iter().product();
+        assert!(invocations <= DEFAULT_MAX_INVOCATIONS, "{label}: {invocations} invocations");
+
+        let mut storage = 0;
+        let mut workgroup_bytes = 0;
+        for (_, var) in module.global_variables.iter() {
+            match var.space {
+                naga::AddressSpace::Storage { .. } => storage += 1,
+                naga::AddressSpace::WorkGroup => workgroup_bytes += module.types[var.ty].inner.size(module.to_ctx()),
+                _ => {}
+            }
+        }
+        assert!(storage <= DEFAULT_MAX_STORAGE_BUFFERS, "{label}: {storage} storage buffers");
+        assert!(workgroup_bytes <= DEFAULT_MAX_WORKGROUP_STORAGE, "{label}: {workgroup_bytes} B workgroup memory");
+        eprintln!("{label}: ok ({invocations} invocations, {storage} storage buffers, {workgroup_bytes} B workgroup)");
+    }
+}
+
+#[test]
+fn activation_only_types_have_no_kernel() {
+    use pocketllm::backend::gpu::{KernelKey, Variant};
+    use pocketllm::quant::GgmlType;
+    for ty in [GgmlType::Q8_1, GgmlType::Q8_K] {
+        for v in Variant::ALL {
+            assert!(shader_source(KernelKey::matvec(ty, v)).is_err(), "{ty}");
+        }
+    }
+}
