@@ -69,7 +69,7 @@ impl MatvecOp {
 }
 
 /// Workgroup grid for `groups` workgroups under the per-dimension limit.
-fn grid(groups: usize, max_dim: u32) -> (u32, u32) {
+pub(crate) fn grid(groups: usize, max_dim: u32) -> (u32, u32) {
     let max_dim = max_dim.max(1) as usize;
     let x = groups.clamp(1, max_dim);
     (x as u32, groups.div_ceil(x).max(1) as u32)

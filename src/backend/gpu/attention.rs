@@ -1,0 +1,214 @@
+//! The position-dependent ops: rope, the KV-cache store and causal attention
+//! (`shaders/rope.wgsl`, `shaders/kv_store.wgsl`, `shaders/attention.wgsl`). Like the other
+//! [`GpuOp`]s they read `n_tokens` and `pos0` from the [`StepUniform`].
+
+use super::kernels::{KernelFamily, KernelKey};
+use super::ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};
+use super::weights::GpuBuffer;
+use super::{GpuContext, GpuError};
+use crate::backend::AttnShape;
+use crate::model::config::{RopeConfig, RopeStyle};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RopeParams {
+    n_heads: u32,
+    head_dim: u32,
+    n_rot: u32,
+    neox: u32,
+    has_ff: u32,
+    exp_step: f32,
+    freq_scale: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct KvParams {
+    k_width: u32,
+    v_width: u32,
+    n_ctx: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AttnParams {
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    head_dim_v: u32,
+    scale: f32,
+    n_ctx: u32,
+    _pad: [u32; 2],
+}
+
+fn u32_of(label: &str, v: usize) -> Result<u32, GpuError> {
+    u32::try_from(v).map_err(|_| GpuError::Invalid(format!("{label}: {v} exceeds u32")))
+}
+
+fn invalid(label: &str, msg: String) -> GpuError {
+    GpuError::Invalid(format!("{label}: {msg}"))
+}
+
+impl GpuContext {
+    /// Rotates every head of `x` ([n_tokens][n_heads * head_dim] from offset 0) in place for
+    /// positions pos0.. (from the step uniform). `freq_factors`: llama3's `rope_freqs`
+    /// (>= n_rot / 2 values), else none.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_rope(
+        &self,
+        x: &GpuBuffer,
+        n_heads: usize,
+        head_dim: usize,
+        rope: &RopeConfig,
+        freq_factors: Option<&GpuBuffer>,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::Rope);
+        let label = key.label();
+        if rope.n_rot < 2 || rope.n_rot % 2 != 0 || rope.n_rot > head_dim {
+            return Err(invalid(&label, format!("n_rot {} with head_dim {head_dim}", rope.n_rot)));
+        }
+        if max_tokens * n_heads * head_dim > x.len() {
+            return Err(invalid(&label, format!("x has {} values, {max_tokens} tokens need more", x.len())));
+        }
+        if let Some(f) = freq_factors
+            && f.len() < rope.n_rot / 2
+        {
+            return Err(invalid(&label, format!("{} frequency factors, {} needed", f.len(), rope.n_rot / 2)));
+        }
+        let dummy;
+        let ff = match freq_factors {
+            Some(f) => &f.buffer,
+            None => {
+                dummy = self.alloc_f32("rope:no_freq_factors", 1)?;
+                &dummy.buffer
+            }
+        };
+        let params = RopeParams {
+            n_heads: u32_of(&label, n_heads)?,
+            head_dim: u32_of(&label, head_dim)?,
+            n_rot: u32_of(&label, rope.n_rot)?,
+            neox: (rope.style == RopeStyle::Neox) as u32,
+            has_ff: freq_factors.is_some() as u32,
+            exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
+            freq_scale: rope.freq_scale,
+            _pad: 0,
+        };
+        let buffers = vec![(0, &x.buffer), (1, ff), (3, &step.buffer)];
+        let per_token = n_heads * rope.n_rot / 2;
+        let mut op = self.build_op(key, label, 2, &[(params, buffers)], per_token_groups(per_token), max_tokens)?;
+        if freq_factors.is_none() {
+            op.keep(dummy_buffer(ff));
+        }
+        Ok(op)
+    }
+
+    /// Copies the step's keys `k[t * k_width ..]` and values `v[t * v_width ..]` to rows pos0 + t
+    /// of one layer's caches (`[n_ctx][width]` each), for t < n_tokens.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_kv_store(
+        &self,
+        k: &GpuBuffer,
+        v: &GpuBuffer,
+        k_cache: &GpuBuffer,
+        v_cache: &GpuBuffer,
+        k_width: usize,
+        v_width: usize,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::KvStore);
+        let label = key.label();
+        let n_ctx = kv_ctx(&label, k_cache, v_cache, k_width, v_width)?;
+        if max_tokens * k_width > k.len() || max_tokens * v_width > v.len() {
+            return Err(invalid(&label, format!("k/v hold fewer than {max_tokens} tokens")));
+        }
+        let all = [&k.buffer, &v.buffer, &k_cache.buffer, &v_cache.buffer];
+        for i in 0..4 {
+            for j in i + 1..4 {
+                if all[i] == all[j] {
+                    return Err(invalid(&label, "k, v and the two caches must be four buffers".into()));
+                }
+            }
+        }
+        let params = KvParams {
+            k_width: u32_of(&label, k_width)?,
+            v_width: u32_of(&label, v_width)?,
+            n_ctx: u32_of(&label, n_ctx)?,
+            _pad: 0,
+        };
+        let buffers =
+            vec![(0, &k.buffer), (1, &v.buffer), (2, &k_cache.buffer), (3, &v_cache.buffer), (5, &step.buffer)];
+        let groups = per_token_groups(k_width.max(v_width));
+        self.build_op(key, label, 4, &[(params, buffers)], groups, max_tokens)
+    }
+
+    /// out[t][h * head_dim_v ..] = causal softmax(scale · q[t][h] · k[j]) · v[j] over the cached
+    /// positions j <= pos0 + t of one layer (GQA: kv head h / (n_head / n_head_kv)). Run
+    /// [`GpuContext::prepare_kv_store`]'s op first in the same encoder.
+    pub fn prepare_attention(
+        &self,
+        q: &GpuBuffer,
+        k_cache: &GpuBuffer,
+        v_cache: &GpuBuffer,
+        out: &GpuBuffer,
+        shape: AttnShape,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::Attention);
+        let label = key.label();
+        let s = shape;
+        if s.n_head == 0 || s.n_head_kv == 0 || s.n_head % s.n_head_kv != 0 {
+            return Err(invalid(&label, format!("{} heads over {} kv heads", s.n_head, s.n_head_kv)));
+        }
+        if s.head_dim == 0 || s.head_dim > ATTENTION_MAX_HEAD_DIM || s.head_dim_v > ATTENTION_MAX_HEAD_DIM {
+            return Err(invalid(
+                &label,
+                format!("head dims {}/{} (1..={ATTENTION_MAX_HEAD_DIM})", s.head_dim, s.head_dim_v),
+            ));
+        }
+        let n_ctx = kv_ctx(&label, k_cache, v_cache, s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v)?;
+        if max_tokens * s.n_head * s.head_dim > q.len() || max_tokens * s.n_head * s.head_dim_v > out.len() {
+            return Err(invalid(&label, format!("q or out holds fewer than {max_tokens} tokens")));
+        }
+        if out.buffer == q.buffer || out.buffer == k_cache.buffer || out.buffer == v_cache.buffer {
+            return Err(invalid(&label, "out must not alias q or the caches".into()));
+        }
+        let params = AttnParams {
+            n_head: u32_of(&label, s.n_head)?,
+            n_head_kv: u32_of(&label, s.n_head_kv)?,
+            head_dim: u32_of(&label, s.head_dim)?,
+            head_dim_v: u32_of(&label, s.head_dim_v)?,
+            scale: s.scale,
+            n_ctx: u32_of(&label, n_ctx)?,
+            _pad: [0; 2],
+        };
+        let buffers =
+            vec![(0, &q.buffer), (1, &k_cache.buffer), (2, &v_cache.buffer), (3, &out.buffer), (5, &step.buffer)];
+        self.build_op(key, label, 4, &[(params, buffers)], super::ops::one_group_per(s.n_head), max_tokens)
+    }
+}
+
+fn per_token_groups(per_token: usize) -> super::ops::Groups {
+    super::ops::Groups::PerToken { per_token, per_group: 64 }
+}
+
+fn dummy_buffer(b: &wgpu::Buffer) -> wgpu::Buffer {
+    b.clone()
+}
+
+/// Positions the caches hold, checked to agree.
+fn kv_ctx(label: &str, kc: &GpuBuffer, vc: &GpuBuffer, kw: usize, vw: usize) -> Result<usize, GpuError> {
+    if kw == 0 || vw == 0 {
+        return Err(invalid(label, "zero-width KV cache".into()));
+    }
+    let n_ctx = kc.len() / kw;
+    if n_ctx == 0 || vc.len() / vw < n_ctx || kc.buffer == vc.buffer {
+        return Err(invalid(label, format!("caches of {} and {} values for widths {kw}/{vw}", kc.len(), vc.len())));
+    }
+    Ok(n_ctx)
+}
