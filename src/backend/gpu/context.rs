@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::kernels::Variant;
 use super::kernels::{KernelKey, shader_source};
-use super::{GpuError, MATVEC_WORKGROUP_SIZE};
+use super::GpuError;
 
 /// How to pick and set up the GPU. No environment variables: everything is passed here.
 #[derive(Clone, Debug)]
