@@ -1,11 +1,15 @@
 // rope.wgsl: rotary position embedding in place, x[t][h * head_dim + ...] for tokens t <
 // n_tokens at positions pos0 + t (pos0 from the per-step uniform). Pair i < n_rot / 2 of a head
 // is (2i, 2i + 1) (Normal, llama) or (i, i + n_rot / 2) (Neox, Qwen); dimensions >= n_rot stay.
-//   angle = freq_scale * (pos * 2^(i * exp_step) / ff[i]),   exp_step = -2 log2(freq_base) / n_rot
-// (ff: llama3's rope_freqs, or 1). The CPU (ggml) builds pos * theta_scale^i by i repeated f32
-// multiplications; here it is one exp2 per pair, so the two differ by a few ulp of the angle
-// (see tests/gpu_ops.rs, ROPE_*). The angle is reduced to [-pi, pi] with a two-part 2*pi before
-// cos/sin, whose accuracy WGSL only bounds on that interval.
+//   angle = freq_scale * (theta_i / ff[i]),   theta_i = pos * freq_base^(-2i / n_rot)
+// (ff: llama3's rope_freqs, or 1). theta_i is computed one of two ways (`product`):
+//   1: as ggml's CPU does, pos * theta_scale^i by i repeated f32 products (theta_scale =
+//      freq_base^(-2 / n_rot) rounded to f32 on the host, as the CPU rounds it): the same f32
+//      angle as the CPU backend, at the cost of i multiplications (i < n_rot / 2);
+//   0: pos * exp2(i * exp_step), exp_step = -2 log2(freq_base) / n_rot: one exp2, a few ulp
+//      from the CPU's angle (tests/gpu_ops.rs, rope_angle_ulps).
+// The angle is reduced to [-pi, pi] with a two-part 2*pi before cos/sin, whose accuracy WGSL only
+// bounds on that interval.
 //
 // Bindings (group 0):
 //   0  x     storage, read_write  array<f32>  [n_tokens][n_heads * head_dim]
@@ -23,7 +27,11 @@ struct Params {
     has_ff: u32,
     exp_step: f32,
     freq_scale: f32,
-    _pad: u32,
+    product: u32,
+    theta_scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct Step {
@@ -58,7 +66,14 @@ fn main(
     let i = idx % half;
     let th = idx / half; // t * n_heads + h
     let t = th / p.n_heads;
-    var theta = f32(step.pos0 + t) * exp2(f32(i) * p.exp_step);
+    var theta = f32(step.pos0 + t);
+    if (p.product != 0u) {
+        for (var k = 0u; k < i; k++) {
+            theta *= p.theta_scale;
+        }
+    } else {
+        theta *= exp2(f32(i) * p.exp_step);
+    }
     if (p.has_ff != 0u) {
         theta = theta / ff[i];
     }

@@ -9,7 +9,9 @@
 mod common;
 
 use pocketllm::backend::cpu::CpuBackend;
-use pocketllm::backend::gpu::{GpuBuffer, GpuContext, GpuOp, GpuOptions, Readback, StepUniform, matvec_types};
+use pocketllm::backend::gpu::{
+    GpuBuffer, GpuContext, GpuOp, GpuOptions, Readback, RopeAngles, StepUniform, matvec_types,
+};
 use pocketllm::backend::{AttnShape, Backend};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
 use pocketllm::quant::{self, GgmlType};
@@ -280,8 +282,19 @@ fn add_add_bias_swiglu() {
     eprintln!("add, add_bias: exact; swiglu: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
 }
 
+/// With `RopeAngles::Product` the angles are the CPU's f32 angles bit for bit; what is left is
+/// the range reduction (the two-part 2*pi: ~|k| * 2^-24 * 0.002 rad for k turns, < 1e-7 at
+/// pos 3000) and cos/sin (SINCOS_ABS), then the two f32 products and the sum (4u).
+const ROPE_PRODUCT_ANGLE_ABS: f64 = 1e-7;
+
 #[test]
 fn rope_both_styles_positions_and_factors() {
+    for angles in [RopeAngles::Product, RopeAngles::Exp2] {
+        rope_case(angles);
+    }
+}
+
+fn rope_case(angles: RopeAngles) {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
     let mut rng = Rng(5);
     let mut worst = Worst::default();
@@ -298,7 +311,7 @@ fn rope_both_styles_positions_and_factors() {
             for (pos0, n) in [(0, 1), (0, 5), (3000, 1), (2995, 7), (17, 3)] {
                 let x = rng.vec(n * n_heads * head_dim, 2.0);
                 let xb = g.buf(&x);
-                let op = g.ctx.prepare_rope(&xb, n_heads, head_dim, &rope, with_ff.then_some(&ffb), n, &g.step).unwrap();
+                let op = g.ctx.prepare_rope(&xb, n_heads, head_dim, &rope, with_ff.then_some(&ffb), angles, n, &g.step).unwrap();
                 g.run(&[&op], n, pos0);
                 let got = g.read(&xb, x.len());
                 let mut want = x.clone();
@@ -320,13 +333,17 @@ fn rope_both_styles_positions_and_factors() {
                     let f = if with_ff { ff[i] as f64 } else { 1.0 };
                     let angle = scale as f64 * (pos0 + t) as f64 * e.exp2() / f;
                     let mag = (x[idx].abs() + x[partner].abs()) as f64;
-                    mag * (angle * rope_angle_ulps(i, e) * U + SINCOS_ABS + 4.0 * U)
+                    let angle_err = match angles {
+                        RopeAngles::Product => ROPE_PRODUCT_ANGLE_ABS,
+                        RopeAngles::Exp2 => angle * rope_angle_ulps(i, e) * U,
+                    };
+                    mag * (angle_err + SINCOS_ABS + 4.0 * U)
                 };
                 compare(&format!("rope {style:?} d={head_dim} rot={n_rot} pos0={pos0}"), &got, &want, bound, &mut worst);
             }
         }
     }
-    eprintln!("rope: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
+    eprintln!("rope ({angles:?} angles): max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
 }
 
 /// One attention layer through a sequence of steps (prefill, decode, prefill at pos0 > 0) on
@@ -458,7 +475,7 @@ fn bad_shapes_are_typed_errors() {
     let big = g.ctx.alloc_f32("big", 1024).unwrap();
     assert!(g.ctx.prepare_attention(&big, &x, &y, &g.ctx.alloc_f32("o", 1024).unwrap(), wide, 1, &g.step).is_err());
     let rope = RopeConfig { style: RopeStyle::Normal, n_rot: 9, freq_base: 1e4, freq_scale: 1.0 };
-    assert!(g.ctx.prepare_rope(&x, 1, 16, &rope, None, 1, &g.step).is_err());
+    assert!(g.ctx.prepare_rope(&x, 1, 16, &rope, None, RopeAngles::Product, 1, &g.step).is_err());
     assert!(g.ctx.prepare_add(&x, 0, &x, 0, 8, 1, &g.step).is_err(), "aliasing");
     assert!(g.ctx.prepare_add(&x, 0, &y, 0, 65, 1, &g.step).is_err(), "too short");
     let q8 = g.ctx.upload_weight("n", GgmlType::Q8_0, 1, 32, &vec![0u8; 34]).unwrap();

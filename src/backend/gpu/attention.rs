@@ -19,7 +19,21 @@ struct RopeParams {
     has_ff: u32,
     exp_step: f32,
     freq_scale: f32,
-    _pad: u32,
+    product: u32,
+    theta_scale: f32,
+    _pad: [u32; 3],
+}
+
+/// How `rope.wgsl` computes the angle pos · freq_base^(-2i/n_rot) of pair i.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RopeAngles {
+    /// As ggml's CPU backend (and this crate's): pos · theta_scale^i by i repeated f32
+    /// products, so the angles equal the CPU's bit for bit (i < n_rot / 2 products each).
+    #[default]
+    Product,
+    /// pos · exp2(i · exp_step): one exp2, within a few ulp of the CPU's angle (at pos 3000 that
+    /// is ~1 ulp of a ~3000 rad angle, 2.4e-4 rad).
+    Exp2,
 }
 
 #[repr(C)]
@@ -54,7 +68,7 @@ fn invalid(label: &str, msg: String) -> GpuError {
 impl GpuContext {
     /// Rotates every head of `x` ([n_tokens][n_heads * head_dim] from offset 0) in place for
     /// positions pos0.. (from the step uniform). `freq_factors`: llama3's `rope_freqs`
-    /// (>= n_rot / 2 values), else none.
+    /// (>= n_rot / 2 values), else none. `angles`: see [`RopeAngles`].
     #[allow(clippy::too_many_arguments)]
     pub fn prepare_rope(
         &self,
@@ -63,6 +77,7 @@ impl GpuContext {
         head_dim: usize,
         rope: &RopeConfig,
         freq_factors: Option<&GpuBuffer>,
+        angles: RopeAngles,
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
@@ -95,7 +110,10 @@ impl GpuContext {
             has_ff: freq_factors.is_some() as u32,
             exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
             freq_scale: rope.freq_scale,
-            _pad: 0,
+            product: (angles == RopeAngles::Product) as u32,
+            // Exactly as `RopeTable::angles` rounds it.
+            theta_scale: rope.freq_base.powf(-2.0 / rope.n_rot as f32),
+            _pad: [0; 3],
         };
         let buffers = vec![(0, &x.buffer), (1, ff), (3, &step.buffer)];
         let per_token = n_heads * rope.n_rot / 2;

@@ -19,6 +19,7 @@
 //! Shaders live in `shaders/` and are assembled per [`KernelKey`] by [`shader_source`].
 
 mod attention;
+pub use attention::RopeAngles;
 mod context;
 mod kernels;
 mod matvec;
