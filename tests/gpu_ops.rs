@@ -151,8 +151,12 @@ fn embed_every_type_and_split_tables() {
             for r in 0..rows {
                 let src = rng.vec(cols, [0.02, 1.0, 9.0][r % 3]);
                 quant::quantize_row(ty, &src, &mut bytes[r * row_bytes..(r + 1) * row_bytes]).unwrap();
-                quant::dequantize_row(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], &mut deq[r * cols..(r + 1) * cols])
-                    .unwrap();
+                quant::dequantize_row(
+                    ty,
+                    &bytes[r * row_bytes..(r + 1) * row_bytes],
+                    &mut deq[r * cols..(r + 1) * cols],
+                )
+                .unwrap();
             }
             let table = g.ctx.upload_weight("tok_embd", ty, rows, cols, &bytes).unwrap();
             if max_binding.is_some() {
@@ -176,9 +180,20 @@ fn embed_every_type_and_split_tables() {
                     let r = ids[i / cols] as usize;
                     deq[r * cols..(r + 1) * cols].iter().fold(0f64, |m, &v| m.max(v.abs() as f64))
                 };
-                compare(&format!("embed {ty} n={n}"), &got[off..], &want, |i| EMBED_ULPS_OF_AMAX * U * amax(i), &mut worst);
+                compare(
+                    &format!("embed {ty} n={n}"),
+                    &got[off..],
+                    &want,
+                    |i| EMBED_ULPS_OF_AMAX * U * amax(i),
+                    &mut worst,
+                );
             }
-            eprintln!("embed_{} (pieces {}): max |gpu - cpu| {:.2e}", ty.name().to_ascii_lowercase(), table.n_pieces(), worst.abs);
+            eprintln!(
+                "embed_{} (pieces {}): max |gpu - cpu| {:.2e}",
+                ty.name().to_ascii_lowercase(),
+                table.n_pieces(),
+                worst.abs
+            );
         }
     }
 }
@@ -218,7 +233,13 @@ fn rms_norm_and_head_norm() {
             let got = g.read(&out, 2 + n * width);
             let mut want = vec![0f32; n * width];
             cpu.rms_norm(&x[4..].to_vec(), &cw, n, eps, &mut want);
-            compare(&format!("rms_norm w={width} n={n}"), &got[2..], &want, |i| norm_ulps(width) * U * want[i].abs() as f64 * 1.01 + 1e-37, &mut worst);
+            compare(
+                &format!("rms_norm w={width} n={n}"),
+                &got[2..],
+                &want,
+                |i| norm_ulps(width) * U * want[i].abs() as f64 * 1.01 + 1e-37,
+                &mut worst,
+            );
         }
     }
     eprintln!("rms_norm: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
@@ -235,7 +256,13 @@ fn rms_norm_and_head_norm() {
         let got = g.read(&xb, x.len());
         let mut want = x.clone();
         cpu.head_norm(&mut want, &cw, n * n_heads, eps);
-        compare(&format!("head_norm d={head_dim}"), &got, &want, |i| norm_ulps(head_dim) * U * want[i].abs() as f64 * 1.01 + 1e-37, &mut worst);
+        compare(
+            &format!("head_norm d={head_dim}"),
+            &got,
+            &want,
+            |i| norm_ulps(head_dim) * U * want[i].abs() as f64 * 1.01 + 1e-37,
+            &mut worst,
+        );
     }
     eprintln!("head_norm: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
 }
@@ -270,13 +297,20 @@ fn add_add_bias_swiglu() {
             assert_eq!(g.read(&xb, len), want, "add_bias w={width} n={n}");
 
             // swiglu, with gates out to +-40 (e^40 overflows nothing in f32, e^-g underflows).
-            let gate: Vec<f32> = rng.vec(len, 1.0).iter().enumerate().map(|(i, v)| v * if i % 7 == 0 { 40.0 } else { 6.0 }).collect();
+            let gate: Vec<f32> =
+                rng.vec(len, 1.0).iter().enumerate().map(|(i, v)| v * if i % 7 == 0 { 40.0 } else { 6.0 }).collect();
             let (gb, ub) = (g.buf(&gate), g.buf(&y));
             let op = g.ctx.prepare_swiglu(&gb, 0, &ub, 4, width, n, &g.step).unwrap();
             g.run(&[&op], n, 0);
             let mut want = gate.clone();
             cpu.swiglu(&mut want, &y[4..].to_vec(), len);
-            compare(&format!("swiglu w={width}"), &g.read(&gb, len), &want, |i| swiglu_ulps(gate[i]) * U * want[i].abs() as f64 + 1e-37, &mut worst);
+            compare(
+                &format!("swiglu w={width}"),
+                &g.read(&gb, len),
+                &want,
+                |i| swiglu_ulps(gate[i]) * U * want[i].abs() as f64 + 1e-37,
+                &mut worst,
+            );
         }
     }
     eprintln!("add, add_bias: exact; swiglu: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
@@ -300,9 +334,12 @@ fn rope_case(angles: RopeAngles) {
     let mut worst = Worst::default();
     let n_heads = 3;
     for style in [RopeStyle::Normal, RopeStyle::Neox] {
-        for (head_dim, n_rot, base, scale, with_ff) in
-            [(64, 64, 10000.0f32, 1.0f32, false), (128, 64, 1e6, 1.0, false), (128, 128, 500000.0, 0.25, true), (40, 40, 10000.0, 1.0, true)]
-        {
+        for (head_dim, n_rot, base, scale, with_ff) in [
+            (64, 64, 10000.0f32, 1.0f32, false),
+            (128, 64, 1e6, 1.0, false),
+            (128, 128, 500000.0, 0.25, true),
+            (40, 40, 10000.0, 1.0, true),
+        ] {
             let rope = RopeConfig { style, n_rot, freq_base: base, freq_scale: scale };
             let ff: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + (i % 5) as f32 * 1.7).collect();
             let mut cpu = cpu();
@@ -311,7 +348,10 @@ fn rope_case(angles: RopeAngles) {
             for (pos0, n) in [(0, 1), (0, 5), (3000, 1), (2995, 7), (17, 3)] {
                 let x = rng.vec(n * n_heads * head_dim, 2.0);
                 let xb = g.buf(&x);
-                let op = g.ctx.prepare_rope(&xb, n_heads, head_dim, &rope, with_ff.then_some(&ffb), angles, n, &g.step).unwrap();
+                let op = g
+                    .ctx
+                    .prepare_rope(&xb, n_heads, head_dim, &rope, with_ff.then_some(&ffb), angles, n, &g.step)
+                    .unwrap();
                 g.run(&[&op], n, pos0);
                 let got = g.read(&xb, x.len());
                 let mut want = x.clone();
@@ -339,7 +379,13 @@ fn rope_case(angles: RopeAngles) {
                     };
                     mag * (angle_err + SINCOS_ABS + 4.0 * U)
                 };
-                compare(&format!("rope {style:?} d={head_dim} rot={n_rot} pos0={pos0}"), &got, &want, bound, &mut worst);
+                compare(
+                    &format!("rope {style:?} d={head_dim} rot={n_rot} pos0={pos0}"),
+                    &got,
+                    &want,
+                    bound,
+                    &mut worst,
+                );
             }
         }
     }
@@ -355,7 +401,11 @@ fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, hea
     let mut cpu = cpu();
     let mut cache = cpu.alloc_kv(2, n_ctx, kw, vw).unwrap();
     let layer = 1;
-    let (qb, kb, vb) = (g.ctx.alloc_f32("q", max_tokens * qw).unwrap(), g.ctx.alloc_f32("k", max_tokens * kw).unwrap(), g.ctx.alloc_f32("v", max_tokens * vw).unwrap());
+    let (qb, kb, vb) = (
+        g.ctx.alloc_f32("q", max_tokens * qw).unwrap(),
+        g.ctx.alloc_f32("k", max_tokens * kw).unwrap(),
+        g.ctx.alloc_f32("v", max_tokens * vw).unwrap(),
+    );
     let (kc, vc) = (g.ctx.alloc_f32("kc", n_ctx * kw).unwrap(), g.ctx.alloc_f32("vc", n_ctx * vw).unwrap());
     let out = g.ctx.alloc_f32("attn", max_tokens * ow).unwrap();
     let store = g.ctx.prepare_kv_store(&kb, &vb, &kc, &vc, kw, vw, max_tokens, &g.step).unwrap();
@@ -396,7 +446,13 @@ fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, hea
             let vmax = 1.0; // |v| < 1 by construction
             vmax * (2.0 * ds + (n_seen.div_ceil(64) as f64 + 90.0) * 4.0 * U)
         };
-        compare(&format!("attention {n_head}/{n_head_kv} d={head_dim}/{head_dim_v} n={n} pos0={pos}"), &got, &want, bound, worst);
+        compare(
+            &format!("attention {n_head}/{n_head_kv} d={head_dim}/{head_dim_v} n={n} pos0={pos}"),
+            &got,
+            &want,
+            bound,
+            worst,
+        );
         pos += n;
     }
     // The GPU cache holds exactly what was stored.
@@ -408,7 +464,9 @@ fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, hea
 fn attention_gqa_decode_and_prefill() {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
     let mut worst = Worst::default();
-    for (n_head, n_head_kv, head_dim, head_dim_v) in [(4, 4, 64, 64), (4, 2, 128, 128), (8, 2, 40, 40), (6, 3, 72, 24), (2, 1, 256, 256)] {
+    for (n_head, n_head_kv, head_dim, head_dim_v) in
+        [(4, 4, 64, 64), (4, 2, 128, 128), (8, 2, 40, 40), (6, 3, 72, 24), (2, 1, 256, 256)]
+    {
         attention_case(&g, n_head, n_head_kv, head_dim, head_dim_v, &mut worst);
     }
     eprintln!("attention: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
@@ -470,7 +528,19 @@ fn bad_shapes_are_typed_errors() {
     let x = g.ctx.alloc_f32("x", 64).unwrap();
     let y = g.ctx.alloc_f32("y", 64).unwrap();
     let shape = AttnShape { n_head: 3, n_head_kv: 2, head_dim: 8, head_dim_v: 8, scale: 1.0 };
-    assert!(g.ctx.prepare_attention(&x, &y, &g.ctx.alloc_f32("v", 64).unwrap(), &g.ctx.alloc_f32("o", 64).unwrap(), shape, 1, &g.step).is_err());
+    assert!(
+        g.ctx
+            .prepare_attention(
+                &x,
+                &y,
+                &g.ctx.alloc_f32("v", 64).unwrap(),
+                &g.ctx.alloc_f32("o", 64).unwrap(),
+                shape,
+                1,
+                &g.step
+            )
+            .is_err()
+    );
     let wide = AttnShape { n_head: 1, n_head_kv: 1, head_dim: 512, head_dim_v: 512, scale: 1.0 };
     let big = g.ctx.alloc_f32("big", 1024).unwrap();
     assert!(g.ctx.prepare_attention(&big, &x, &y, &g.ctx.alloc_f32("o", 1024).unwrap(), wide, 1, &g.step).is_err());
@@ -478,7 +548,7 @@ fn bad_shapes_are_typed_errors() {
     assert!(g.ctx.prepare_rope(&x, 1, 16, &rope, None, RopeAngles::Product, 1, &g.step).is_err());
     assert!(g.ctx.prepare_add(&x, 0, &x, 0, 8, 1, &g.step).is_err(), "aliasing");
     assert!(g.ctx.prepare_add(&x, 0, &y, 0, 65, 1, &g.step).is_err(), "too short");
-    let q8 = g.ctx.upload_weight("n", GgmlType::Q8_0, 1, 32, &vec![0u8; 34]).unwrap();
+    let q8 = g.ctx.upload_weight("n", GgmlType::Q8_0, 1, 32, &[0u8; 34]).unwrap();
     assert!(g.ctx.prepare_rms_norm(&x, 0, &q8, &y, 0, 1, 1e-5, &g.step).is_err(), "norm weights are F32");
     g.ctx.check().unwrap();
 }

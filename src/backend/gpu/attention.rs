@@ -83,7 +83,7 @@ impl GpuContext {
     ) -> Result<GpuOp, GpuError> {
         let key = KernelKey::op(KernelFamily::Rope);
         let label = key.label();
-        if rope.n_rot < 2 || rope.n_rot % 2 != 0 || rope.n_rot > head_dim {
+        if rope.n_rot < 2 || !rope.n_rot.is_multiple_of(2) || rope.n_rot > head_dim {
             return Err(invalid(&label, format!("n_rot {} with head_dim {head_dim}", rope.n_rot)));
         }
         if max_tokens * n_heads * head_dim > x.len() {
@@ -94,14 +94,12 @@ impl GpuContext {
         {
             return Err(invalid(&label, format!("{} frequency factors, {} needed", f.len(), rope.n_rot / 2)));
         }
-        let dummy;
-        let ff = match freq_factors {
-            Some(f) => &f.buffer,
-            None => {
-                dummy = self.alloc_f32("rope:no_freq_factors", 1)?;
-                &dummy.buffer
-            }
+        // Without factors the binding still needs a buffer: one value the shader never reads.
+        let dummy = match freq_factors {
+            Some(_) => None,
+            None => Some(self.alloc_f32("rope:no_freq_factors", 1)?),
         };
+        let ff = &freq_factors.or(dummy.as_ref()).ok_or_else(|| invalid(&label, "no factor buffer".into()))?.buffer;
         let params = RopeParams {
             n_heads: u32_of(&label, n_heads)?,
             head_dim: u32_of(&label, head_dim)?,
@@ -118,8 +116,8 @@ impl GpuContext {
         let buffers = vec![(0, &x.buffer), (1, ff), (3, &step.buffer)];
         let per_token = n_heads * rope.n_rot / 2;
         let mut op = self.build_op(key, label, 2, &[(params, buffers)], per_token_groups(per_token), max_tokens)?;
-        if freq_factors.is_none() {
-            op.keep(dummy_buffer(ff));
+        if let Some(d) = dummy {
+            op.keep(d.buffer);
         }
         Ok(op)
     }
@@ -167,6 +165,7 @@ impl GpuContext {
     /// out[t][h * head_dim_v ..] = causal softmax(scale · q[t][h] · k[j]) · v[j] over the cached
     /// positions j <= pos0 + t of one layer (GQA: kv head h / (n_head / n_head_kv)). Run
     /// [`GpuContext::prepare_kv_store`]'s op first in the same encoder.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare_attention(
         &self,
         q: &GpuBuffer,
@@ -180,7 +179,7 @@ impl GpuContext {
         let key = KernelKey::op(KernelFamily::Attention);
         let label = key.label();
         let s = shape;
-        if s.n_head == 0 || s.n_head_kv == 0 || s.n_head % s.n_head_kv != 0 {
+        if s.n_head == 0 || s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
             return Err(invalid(&label, format!("{} heads over {} kv heads", s.n_head, s.n_head_kv)));
         }
         if s.head_dim == 0 || s.head_dim > ATTENTION_MAX_HEAD_DIM || s.head_dim_v > ATTENTION_MAX_HEAD_DIM {
@@ -213,10 +212,6 @@ impl GpuContext {
 
 fn per_token_groups(per_token: usize) -> super::ops::Groups {
     super::ops::Groups::PerToken { per_token, per_group: 64 }
-}
-
-fn dummy_buffer(b: &wgpu::Buffer) -> wgpu::Buffer {
-    b.clone()
 }
 
 /// Positions the caches hold, checked to agree.

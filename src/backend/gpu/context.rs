@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::GpuError;
 use super::kernels::Variant;
 use super::kernels::{KernelKey, shader_source};
-use super::GpuError;
 
 /// How to pick and set up the GPU. No environment variables: everything is passed here.
 #[derive(Clone, Debug)]

@@ -45,7 +45,10 @@ impl StepUniform {
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Groups {
     /// ceil(n_tokens * per_token / per_group).
-    PerToken { per_token: usize, per_group: usize },
+    PerToken {
+        per_token: usize,
+        per_group: usize,
+    },
     Fixed(usize),
 }
 
@@ -388,8 +391,7 @@ impl GpuContext {
         check_len(&label, "x", x, offset + len)?;
         check_len(&label, "out", out, 1)?;
         distinct(&label, &x.buffer, &out.buffer)?;
-        let params =
-            ArgmaxParams { offset: u32_of(&label, offset)?, len: u32_of(&label, len)?, _pad: [0; 2] };
+        let params = ArgmaxParams { offset: u32_of(&label, offset)?, len: u32_of(&label, len)?, _pad: [0; 2] };
         let buffers = vec![(0, &x.buffer), (1, &out.buffer)];
         self.build_op(key, label, 2, &[(params, buffers)], Groups::Fixed(1), 1)
     }
