@@ -394,8 +394,14 @@ fn rope_case(angles: RopeAngles) {
 
 /// One attention layer through a sequence of steps (prefill, decode, prefill at pos0 > 0) on
 /// both backends; GPU: kv_store + attention in one pass.
-fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, head_dim_v: usize, worst: &mut Worst) {
-    let (n_ctx, max_tokens) = (300, 70);
+fn attention_case(
+    g: &Gpu,
+    (n_head, n_head_kv, head_dim, head_dim_v): (usize, usize, usize, usize),
+    steps: &[usize],
+    worst: &mut Worst,
+) {
+    let max_tokens = *steps.iter().max().unwrap();
+    let n_ctx = steps.iter().sum::<usize>() + 3;
     let shape = AttnShape { n_head, n_head_kv, head_dim, head_dim_v, scale: 1.0 / (head_dim as f32).sqrt() };
     let (qw, kw, vw, ow) = (n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim_v, n_head * head_dim_v);
     let mut cpu = cpu();
@@ -413,7 +419,7 @@ fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, hea
     let mut rng = Rng((n_head * 131 + n_head_kv * 17 + head_dim) as u64);
     let mut keys: Vec<f32> = Vec::new();
     let mut pos = 0;
-    for n in [70, 1, 1, 5, 64, 1] {
+    for &n in steps {
         let (q, k, v) = (rng.vec(n * qw, 1.5), rng.vec(n * kw, 1.5), rng.vec(n * vw, 1.0));
         g.ctx.write_f32(&qb, 0, &q).unwrap();
         g.ctx.write_f32(&kb, 0, &k).unwrap();
@@ -464,11 +470,14 @@ fn attention_case(g: &Gpu, n_head: usize, n_head_kv: usize, head_dim: usize, hea
 fn attention_gqa_decode_and_prefill() {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
     let mut worst = Worst::default();
-    for (n_head, n_head_kv, head_dim, head_dim_v) in
-        [(4, 4, 64, 64), (4, 2, 128, 128), (8, 2, 40, 40), (6, 3, 72, 24), (2, 1, 256, 256)]
-    {
-        attention_case(&g, n_head, n_head_kv, head_dim, head_dim_v, &mut worst);
+    // Prefill of 70 (a tile of 64 and a partial one), decode steps, batches at pos0 > 0.
+    let steps = [70, 1, 1, 5, 64, 1];
+    for shape in [(4, 4, 64, 64), (4, 2, 128, 128), (8, 2, 40, 40), (6, 3, 72, 24), (2, 1, 256, 256)] {
+        attention_case(&g, shape, &steps, &mut worst);
     }
+    // SmolLM2-135M's heads over 10 prefill chunks and decode out to position ~700 (11 tiles).
+    let long = [64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 1, 1, 60, 1];
+    attention_case(&g, (9, 3, 64, 64), &long, &mut worst);
     eprintln!("attention: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
 }
 
@@ -514,12 +523,27 @@ fn ops_within_webgpu_default_limits() {
     // workgroup memory): a decode step's worth of ops at the largest head dims.
     let Some(g) = Gpu::new(&GpuOptions { webgpu_default_limits: true, ..Default::default() }) else { return };
     let mut worst = Worst::default();
-    attention_case(&g, 4, 1, 256, 256, &mut worst);
+    attention_case(&g, (4, 1, 256, 256), &[70, 1, 3], &mut worst);
     let xb = g.buf(&[1.0, 3.0, 2.0]);
     let outb = g.ctx.alloc_f32("token", 1).unwrap();
     let op = g.ctx.prepare_argmax(&xb, 0, 3, &outb).unwrap();
     g.run(&[&op], 1, 0);
     assert_eq!(g.read(&outb, 1)[0].to_bits(), 1);
+}
+
+#[test]
+fn grid_wider_than_one_dimension() {
+    // 70000 workgroups of 64 values: more than one grid dimension's 65535, so the dispatch is
+    // 2-D and the kernel must stop at the tail.
+    let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
+    let len = 70_000 * 64 - 5;
+    let x: Vec<f32> = (0..len).map(|i| (i % 1000) as f32).collect();
+    let y: Vec<f32> = (0..len + 5).map(|i| (i % 7) as f32).collect();
+    let (xb, yb) = (g.buf(&x), g.buf(&y));
+    let op = g.ctx.prepare_add(&xb, 0, &yb, 0, len, 1, &g.step).unwrap();
+    g.run(&[&op], 1, 0);
+    let got = g.read(&xb, len);
+    assert!(got.iter().enumerate().all(|(i, &v)| v == x[i] + y[i]), "2-D grid add");
 }
 
 #[test]
