@@ -511,8 +511,16 @@ fn argmax_ties_nans_and_long_rows() {
         padded.extend_from_slice(logits);
         let xb = g.buf(&padded);
         let op = g.ctx.prepare_argmax(&xb, off, logits.len(), &outb).unwrap();
-        g.run(&[&op], 1, 0);
-        let got = g.read(&outb, 1)[0].to_bits();
+        // The decode-step pattern: argmax and the 4-byte copy in one submit, then the map.
+        g.step.set(&g.ctx, 1, 0).unwrap();
+        let rb = Readback::new(&g.ctx, "token", 1).unwrap();
+        let mut enc = g.ctx.device().create_command_encoder(&Default::default());
+        op.encode_pass(&mut enc, 1);
+        rb.encode_copy(&mut enc, &outb, 0, 1).unwrap();
+        g.ctx.submit(enc);
+        let mut token = [0u32];
+        pollster::block_on(rb.map_read_u32(&g.ctx, &mut token)).unwrap();
+        let got = token[0];
         assert_eq!(got, pocketllm::sampler::argmax(logits), "case {k} (len {})", logits.len());
     }
 }
