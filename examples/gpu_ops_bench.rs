@@ -89,6 +89,21 @@ fn main() {
         ),
         ("kv_store", ctx.prepare_kv_store(&k, &v, &kc, &vc, kw, kw, m, &step).unwrap()),
         ("attention", ctx.prepare_attention(&q, &kc, &vc, &attn, shape, m, &step).unwrap()),
+        (
+            "qk_rope_store (fused rope q, k + kv_store)",
+            ctx.prepare_qk_rope_store(
+                (&q, &k, &v),
+                (&kc, &vc),
+                shape,
+                &rope,
+                None,
+                RopeAngles::Product,
+                None,
+                m,
+                &step,
+            )
+            .unwrap(),
+        ),
         ("add 576", ctx.prepare_add(&x, 0, &xb, 0, N_EMBD, m, &step).unwrap()),
         ("swiglu 1536", ctx.prepare_swiglu(&hb, 0, &hb2, 0, N_FF, m, &step).unwrap()),
         ("argmax 49152", ctx.prepare_argmax(&logits, 0, N_VOCAB, &token).unwrap()),

@@ -10,7 +10,7 @@ mod common;
 
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::backend::gpu::{
-    GpuBuffer, GpuContext, GpuOp, GpuOptions, Readback, RopeAngles, StepUniform, matvec_types,
+    GpuBuffer, GpuContext, GpuOp, GpuOptions, HeadNorms, Readback, RopeAngles, StepUniform, matvec_types,
 };
 use pocketllm::backend::{AttnShape, Backend};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
@@ -537,6 +537,84 @@ fn ops_within_webgpu_default_limits() {
     let op = g.ctx.prepare_argmax(&xb, 0, 3, &outb).unwrap();
     g.run(&[&op], 1, 0);
     assert_eq!(g.read(&outb, 1)[0].to_bits(), 1);
+}
+
+#[test]
+fn qk_rope_store_equals_the_separate_ops() {
+    // The fused op against head_norm q/k + rope q/k + kv_store run separately (themselves
+    // checked against the CPU above): the same arithmetic in the same order, so equal up to a
+    // compiler contracting differently (2 ulp of the value's magnitude allowed; lavapipe: equal).
+    let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
+    let mut rng = Rng(21);
+    let mut max_diff = 0f64;
+    for (n_head, n_head_kv, hd, hdv, n_rot, style, with_norm, with_ff) in [
+        (4, 2, 64, 64, 64, RopeStyle::Normal, false, false),
+        (8, 2, 128, 128, 128, RopeStyle::Neox, true, false),
+        (6, 3, 72, 40, 32, RopeStyle::Neox, true, true),
+        (9, 3, 64, 64, 64, RopeStyle::Normal, false, true),
+    ] {
+        let rope = RopeConfig { style, n_rot, freq_base: 1e6, freq_scale: 0.5 };
+        let shape = AttnShape { n_head, n_head_kv, head_dim: hd, head_dim_v: hdv, scale: 1.0 };
+        let (qw, kw, vw, n_ctx, m) = (n_head * hd, n_head_kv * hd, n_head_kv * hdv, 3010, 5);
+        let ffb = g.buf(&(0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.3).collect::<Vec<_>>());
+        let ff = with_ff.then_some(&ffb);
+        let (qnv, knv) = (rng.vec(hd, 1.5), rng.vec(hd, 1.5));
+        let qn = g.ctx.upload_weight("q_norm", GgmlType::F32, 1, hd, &f32_bytes(&qnv)).unwrap();
+        let kn = g.ctx.upload_weight("k_norm", GgmlType::F32, 1, hd, &f32_bytes(&knv)).unwrap();
+        for (pos0, n) in [(0, 5), (2995, 1), (3000, 5)] {
+            let (q, k, v) = (rng.vec(m * qw, 2.0), rng.vec(m * kw, 2.0), rng.vec(m * vw, 2.0));
+            let (q1, k1, v1) = (g.buf(&q), g.buf(&k), g.buf(&v));
+            let (q2, k2, v2) = (g.buf(&q), g.buf(&k), g.buf(&v));
+            let caches: Vec<GpuBuffer> =
+                [kw, vw, kw, vw].iter().map(|&w| g.ctx.alloc_f32("cache", n_ctx * w).unwrap()).collect();
+            let mut ops = Vec::new();
+            if with_norm {
+                ops.push(g.ctx.prepare_head_norm(&q1, 0, &qn, n_head, m, 1e-6, &g.step).unwrap());
+                ops.push(g.ctx.prepare_head_norm(&k1, 0, &kn, n_head_kv, m, 1e-6, &g.step).unwrap());
+            }
+            ops.push(g.ctx.prepare_rope(&q1, n_head, hd, &rope, ff, RopeAngles::Product, m, &g.step).unwrap());
+            ops.push(g.ctx.prepare_rope(&k1, n_head_kv, hd, &rope, ff, RopeAngles::Product, m, &g.step).unwrap());
+            ops.push(g.ctx.prepare_kv_store(&k1, &v1, &caches[0], &caches[1], kw, vw, m, &g.step).unwrap());
+            let norms = with_norm.then_some(HeadNorms { q_norm: &qn, k_norm: &kn, eps: 1e-6 });
+            let fused = g
+                .ctx
+                .prepare_qk_rope_store(
+                    (&q2, &k2, &v2),
+                    (&caches[2], &caches[3]),
+                    shape,
+                    &rope,
+                    ff,
+                    RopeAngles::Product,
+                    norms,
+                    m,
+                    &g.step,
+                )
+                .unwrap();
+            assert_eq!(fused.dispatches(), 1);
+            let mut all: Vec<&GpuOp> = ops.iter().collect();
+            all.push(&fused);
+            g.run(&all, n, pos0);
+            let pairs =
+                [(&q1, &q2, n * qw), (&caches[0], &caches[2], n_ctx * kw), (&caches[1], &caches[3], n_ctx * vw)];
+            for (what, (a, b, len)) in ["q", "k cache", "v cache"].iter().zip(pairs) {
+                let (a, b) = (g.read(a, len), g.read(b, len));
+                for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
+                    let d = (x as f64 - y as f64).abs();
+                    assert!(
+                        d <= 2.0 * f32::EPSILON as f64 * x.abs().max(y.abs()) as f64,
+                        "{what}[{i}] {n_head}/{n_head_kv} d={hd} pos0={pos0}: separate {x} vs fused {y}"
+                    );
+                    max_diff = max_diff.max(d);
+                }
+                if *what != "q" {
+                    // Only this step's rows were written.
+                    let w = if *what == "k cache" { kw } else { vw };
+                    assert!(b[..pos0 * w].iter().chain(&b[(pos0 + n) * w..]).all(|&v| v == 0.0), "{what}");
+                }
+            }
+        }
+    }
+    eprintln!("qk_rope_store: max |fused - separate| {max_diff:.2e}");
 }
 
 #[test]

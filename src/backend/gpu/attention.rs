@@ -4,7 +4,7 @@
 
 use super::kernels::{KernelFamily, KernelKey};
 use super::ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};
-use super::weights::GpuBuffer;
+use super::weights::{GpuBuffer, GpuWeight};
 use super::{GpuContext, GpuError};
 use crate::backend::AttnShape;
 use crate::model::config::{RopeConfig, RopeStyle};
@@ -55,6 +55,33 @@ struct AttnParams {
     scale: f32,
     n_ctx: u32,
     _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct QkParams {
+    n_head: u32,
+    n_head_kv: u32,
+    head_dim: u32,
+    head_dim_v: u32,
+    n_rot: u32,
+    neox: u32,
+    has_ff: u32,
+    product: u32,
+    exp_step: f32,
+    theta_scale: f32,
+    freq_scale: f32,
+    has_norm: u32,
+    eps: f32,
+    n_ctx: u32,
+    _pad: [u32; 2],
+}
+
+/// Qwen3's per-head q/k norm, for [`GpuContext::prepare_qk_rope_store`].
+pub struct HeadNorms<'a> {
+    pub q_norm: &'a GpuWeight,
+    pub k_norm: &'a GpuWeight,
+    pub eps: f32,
 }
 
 fn u32_of(label: &str, v: usize) -> Result<u32, GpuError> {
@@ -224,4 +251,104 @@ fn kv_ctx(label: &str, kc: &GpuBuffer, vc: &GpuBuffer, kw: usize, vw: usize) -> 
         return Err(invalid(label, format!("caches of {} and {} values for widths {kw}/{vw}", kc.len(), vc.len())));
     }
     Ok(n_ctx)
+}
+
+impl GpuContext {
+    /// One dispatch for what sits between the q/k/v projections and attention: each q head is
+    /// normalised (when `norms` is given: Qwen3) and rotated in place, each k head normalised,
+    /// rotated and written to row pos0 + t of `k_cache`, and each v head copied to `v_cache`.
+    /// Same arithmetic as head norm + rope + kv_store (tests/gpu_ops.rs checks it bit for bit).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_qk_rope_store(
+        &self,
+        (q, k, v): (&GpuBuffer, &GpuBuffer, &GpuBuffer),
+        (k_cache, v_cache): (&GpuBuffer, &GpuBuffer),
+        shape: AttnShape,
+        rope: &RopeConfig,
+        freq_factors: Option<&GpuBuffer>,
+        angles: RopeAngles,
+        norms: Option<HeadNorms<'_>>,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::QkRopeStore);
+        let label = key.label();
+        let s = shape;
+        if s.n_head == 0
+            || s.n_head_kv == 0
+            || s.head_dim > ATTENTION_MAX_HEAD_DIM
+            || s.head_dim_v > ATTENTION_MAX_HEAD_DIM
+        {
+            return Err(invalid(
+                &label,
+                format!("{}/{} heads of {}/{}", s.n_head, s.n_head_kv, s.head_dim, s.head_dim_v),
+            ));
+        }
+        if rope.n_rot < 2 || !rope.n_rot.is_multiple_of(2) || rope.n_rot > s.head_dim {
+            return Err(invalid(&label, format!("n_rot {} with head_dim {}", rope.n_rot, s.head_dim)));
+        }
+        let (kw, vw) = (s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v);
+        let n_ctx = kv_ctx(&label, k_cache, v_cache, kw, vw)?;
+        if max_tokens * s.n_head * s.head_dim > q.len() || max_tokens * kw > k.len() || max_tokens * vw > v.len() {
+            return Err(invalid(&label, format!("q, k or v holds fewer than {max_tokens} tokens")));
+        }
+        let all = [&q.buffer, &k.buffer, &v.buffer, &k_cache.buffer, &v_cache.buffer];
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
+                if all[i] == all[j] {
+                    return Err(invalid(&label, "q, k, v and the caches must be five buffers".into()));
+                }
+            }
+        }
+        if let Some(f) = freq_factors
+            && f.len() < rope.n_rot / 2
+        {
+            return Err(invalid(&label, format!("{} frequency factors, {} needed", f.len(), rope.n_rot / 2)));
+        }
+        let norm_buf = |w: &GpuWeight| {
+            if w.ty() != crate::quant::GgmlType::F32 || w.n_pieces() != 1 || w.rows() * w.cols() != s.head_dim {
+                return Err(invalid(&label, format!("{}: need {} F32 values", w.name(), s.head_dim)));
+            }
+            Ok(w.pieces[0].buffer.clone())
+        };
+        // Absent inputs still need bound buffers: one value the shader never reads.
+        let dummy = self.alloc_f32("qk_rope_store:unused", 1)?;
+        let ff = freq_factors.map_or(&dummy.buffer, |f| &f.buffer).clone();
+        let (qn, kn, eps) = match &norms {
+            Some(n) => (norm_buf(n.q_norm)?, norm_buf(n.k_norm)?, n.eps),
+            None => (dummy.buffer.clone(), dummy.buffer.clone(), 0.0),
+        };
+        let params = QkParams {
+            n_head: u32_of(&label, s.n_head)?,
+            n_head_kv: u32_of(&label, s.n_head_kv)?,
+            head_dim: u32_of(&label, s.head_dim)?,
+            head_dim_v: u32_of(&label, s.head_dim_v)?,
+            n_rot: u32_of(&label, rope.n_rot)?,
+            neox: (rope.style == RopeStyle::Neox) as u32,
+            has_ff: freq_factors.is_some() as u32,
+            product: (angles == RopeAngles::Product) as u32,
+            exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
+            theta_scale: rope.freq_base.powf(-2.0 / rope.n_rot as f32),
+            freq_scale: rope.freq_scale,
+            has_norm: norms.is_some() as u32,
+            eps,
+            n_ctx: u32_of(&label, n_ctx)?,
+            _pad: [0; 2],
+        };
+        let buffers = vec![
+            (0, &q.buffer),
+            (1, &k.buffer),
+            (2, &v.buffer),
+            (3, &k_cache.buffer),
+            (4, &v_cache.buffer),
+            (5, &ff),
+            (6, &qn),
+            (7, &kn),
+            (9, &step.buffer),
+        ];
+        let groups = super::ops::one_group_per(s.n_head + s.n_head_kv);
+        let mut op = self.build_op(key, label, 8, &[(params, buffers)], groups, max_tokens)?;
+        op.keep(dummy.buffer);
+        Ok(op)
+    }
 }

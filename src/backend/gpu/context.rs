@@ -47,7 +47,7 @@ const ARGMAX_WORKGROUP_SIZE: usize = 256;
 /// Limits below which no kernel of this crate can run (WebGPU's defaults are all above them).
 fn check_limits(l: &wgpu::Limits) -> Result<(), GpuError> {
     let need: [(&'static str, u64, u64); 5] = [
-        ("maxStorageBuffersPerShaderStage", l.max_storage_buffers_per_shader_stage as u64, 4),
+        ("maxStorageBuffersPerShaderStage", l.max_storage_buffers_per_shader_stage as u64, 8),
         (
             "maxComputeInvocationsPerWorkgroup",
             l.max_compute_invocations_per_workgroup as u64,

@@ -15,6 +15,7 @@ const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
 const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
 const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
+const QK_ROPE_STORE: &str = include_str!("../../../shaders/qk_rope_store.wgsl");
 
 /// A kernel family: one shader file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,6 +36,8 @@ pub enum KernelFamily {
     Attention,
     /// Index of the largest logit (`shaders/argmax.wgsl`).
     Argmax,
+    /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`).
+    QkRopeStore,
 }
 
 /// The operations of `shaders/elementwise.wgsl` (its `OP` constant).
@@ -114,6 +117,7 @@ impl KernelKey {
             KernelFamily::KvStore => "kv_store",
             KernelFamily::Attention => "attention",
             KernelFamily::Argmax => "argmax",
+            KernelFamily::QkRopeStore => "qk_rope_store",
         };
         let mut s = String::from(family);
         if let Some(ty) = self.ty {
@@ -204,6 +208,7 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
         KernelFamily::KvStore => plain("kv_store.wgsl", "", KV_STORE),
         KernelFamily::Attention => plain("attention.wgsl", "", ATTENTION),
         KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
+        KernelFamily::QkRopeStore => plain("qk_rope_store.wgsl", "", QK_ROPE_STORE),
     })
 }
 
@@ -231,5 +236,6 @@ pub fn op_families() -> Vec<KernelFamily> {
         KvStore,
         Attention,
         Argmax,
+        QkRopeStore,
     ]
 }

@@ -19,7 +19,7 @@
 //! Shaders live in `shaders/` and are assembled per [`KernelKey`] by [`shader_source`].
 
 mod attention;
-pub use attention::RopeAngles;
+pub use attention::{HeadNorms, RopeAngles};
 mod context;
 mod kernels;
 mod matvec;
