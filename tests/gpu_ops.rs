@@ -618,6 +618,38 @@ fn qk_rope_store_equals_the_separate_ops() {
 }
 
 #[test]
+fn matvec_add_equals_matvec_then_add() {
+    // The residual fused into the projection: out += W x in one dispatch, against matvec into a
+    // scratch buffer then `add` (the same f32 sum, then one rounded addition: equal).
+    let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
+    let mut rng = Rng(31);
+    for (ty, rows, cols) in [(GgmlType::Q4_K, 77, 512), (GgmlType::Q8_0, 130, 96), (GgmlType::F16, 65, 101)] {
+        let row_bytes = ty.row_bytes(cols).unwrap();
+        let mut bytes = vec![0u8; rows * row_bytes];
+        for r in 0..rows {
+            quant::quantize_row(ty, &rng.vec(cols, 1.0), &mut bytes[r * row_bytes..(r + 1) * row_bytes]).unwrap();
+        }
+        let w = g.ctx.upload_weight("wo", ty, rows, cols, &bytes).unwrap();
+        let x = g.buf(&rng.vec(cols, 2.0));
+        let resid = rng.vec(rows, 3.0);
+        let (fused, plain, tmp) = (g.buf(&resid), g.buf(&resid), g.ctx.alloc_f32("tmp", rows).unwrap());
+        let mv_add = g.ctx.prepare_matvec_add(&w, &x, 0, &fused, 0).unwrap();
+        let mv = g.ctx.prepare_matvec(&w, &x, 0, &tmp, 0).unwrap();
+        let add = g.ctx.prepare_add(&plain, 0, &tmp, 0, rows, 1, &g.step).unwrap();
+        g.step.set(&g.ctx, 1, 0).unwrap();
+        let mut enc = g.ctx.device().create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            mv_add.encode(&mut pass);
+            mv.encode(&mut pass);
+            add.encode(&mut pass, 1);
+        }
+        g.ctx.submit(enc);
+        assert_eq!(g.read(&fused, rows), g.read(&plain, rows), "{ty}");
+    }
+}
+
+#[test]
 fn grid_wider_than_one_dimension() {
     // 70000 workgroups of 64 values: more than one grid dimension's 65535, so the dispatch is
     // 2-D and the kernel must stop at the tail.
