@@ -1,5 +1,6 @@
 // matvec.wgsl: decode matrix-vector product on quantized weights, dequantized in-shader.
 //   out[out_offset + r] = sum_c W[r][c] * x[x_offset + c]   for r < n_rows (one weight piece)
+// or, when p.accumulate != 0, out[out_offset + r] += that sum (the residual add fused in).
 // Assembled at load as: common.wgsl + quant/weights.wgsl + quant/<type>.wgsl + this file.
 // The quant file provides `n_items(n_cols)` and `item_dot(row_byte, item, x_offset, n_cols)`
 // (a work item is a run of ITEM values of one row: 32 for block types, 4 for F32/F16/BF16).
@@ -24,7 +25,7 @@ struct Params {
     row_bytes: u32,
     x_offset: u32,
     out_offset: u32,
-    _pad0: u32,
+    accumulate: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -81,6 +82,10 @@ fn main(
         acc = partial[lid];
     }
     if (lane == 0u && r < p.n_rows) {
-        out[p.out_offset + r] = acc;
+        if (p.accumulate != 0u) {
+            out[p.out_offset + r] += acc;
+        } else {
+            out[p.out_offset + r] = acc;
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! per stage, 16 KiB of workgroup memory. Needs no GPU.
 #![cfg(not(target_arch = "wasm32"))]
 
-use pocketllm::backend::gpu::{all_kernel_keys, matvec_types, shader_source};
+use pocketllm::backend::gpu::{all_kernel_keys, matvec_types, op_families, shader_source};
 use wgpu::naga;
 
 /// What naga must be allowed for the base variants: `unpack2x16float` needs
@@ -20,7 +20,11 @@ const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
 #[test]
 fn every_kernel_variant_validates_within_default_limits() {
     let keys = all_kernel_keys();
-    assert_eq!(keys.len(), 2 * matvec_types().len(), "two matvec variants per weight type");
+    // Two matvec variants and one embed kernel per weight type, then every op family's variants
+    // (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention, argmax,
+    // qk_rope_store).
+    assert_eq!(keys.len(), 3 * matvec_types().len() + op_families().len());
+    assert_eq!(op_families().len(), 10);
     for key in keys {
         let label = key.label();
         let src = shader_source(key).unwrap();

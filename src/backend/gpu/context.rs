@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::GpuError;
 use super::kernels::Variant;
 use super::kernels::{KernelKey, shader_source};
-use super::{GpuError, MATVEC_WORKGROUP_SIZE};
 
 /// How to pick and set up the GPU. No environment variables: everything is passed here.
 #[derive(Clone, Debug)]
@@ -41,20 +41,23 @@ impl Default for GpuOptions {
     }
 }
 
+/// argmax.wgsl's workgroup, the largest of any kernel (WebGPU's default limit).
+const ARGMAX_WORKGROUP_SIZE: usize = 256;
+
 /// Limits below which no kernel of this crate can run (WebGPU's defaults are all above them).
 fn check_limits(l: &wgpu::Limits) -> Result<(), GpuError> {
     let need: [(&'static str, u64, u64); 5] = [
-        ("maxStorageBuffersPerShaderStage", l.max_storage_buffers_per_shader_stage as u64, 4),
+        ("maxStorageBuffersPerShaderStage", l.max_storage_buffers_per_shader_stage as u64, 8),
         (
             "maxComputeInvocationsPerWorkgroup",
             l.max_compute_invocations_per_workgroup as u64,
-            MATVEC_WORKGROUP_SIZE as u64,
+            ARGMAX_WORKGROUP_SIZE as u64,
         ),
-        ("maxComputeWorkgroupSizeX", l.max_compute_workgroup_size_x as u64, MATVEC_WORKGROUP_SIZE as u64),
+        ("maxComputeWorkgroupSizeX", l.max_compute_workgroup_size_x as u64, ARGMAX_WORKGROUP_SIZE as u64),
         (
             "maxComputeWorkgroupStorageSize",
             l.max_compute_workgroup_storage_size as u64,
-            (4 * MATVEC_WORKGROUP_SIZE) as u64,
+            (8 * ARGMAX_WORKGROUP_SIZE) as u64, // argmax: (value, index) per invocation
         ),
         ("maxComputeWorkgroupsPerDimension", l.max_compute_workgroups_per_dimension as u64, 1024),
     ];

@@ -8,12 +8,47 @@ use crate::quant::GgmlType;
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 const WEIGHTS: &str = include_str!("../../../shaders/quant/weights.wgsl");
 const MATVEC: &str = include_str!("../../../shaders/matvec.wgsl");
+const EMBED: &str = include_str!("../../../shaders/embed.wgsl");
+const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
+const ELEMENTWISE: &str = include_str!("../../../shaders/elementwise.wgsl");
+const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
+const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
+const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
+const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
+const QK_ROPE_STORE: &str = include_str!("../../../shaders/qk_rope_store.wgsl");
 
 /// A kernel family: one shader file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelFamily {
     /// Decode matrix-vector product over quantized weights (`shaders/matvec.wgsl`).
     Matvec,
+    /// Embedding rows for token ids, any weight type (`shaders/embed.wgsl`).
+    Embed,
+    /// RMS norm per row or per head (`shaders/rms_norm.wgsl`); `in_place` reads its output buffer.
+    RmsNorm { in_place: bool },
+    /// add, add_bias, swiglu (`shaders/elementwise.wgsl`).
+    Elementwise(ElementwiseOp),
+    /// Rotary embedding, both conventions (`shaders/rope.wgsl`).
+    Rope,
+    /// Keys and values of a step into the cache (`shaders/kv_store.wgsl`).
+    KvStore,
+    /// Causal attention over the KV cache (`shaders/attention.wgsl`).
+    Attention,
+    /// Index of the largest logit (`shaders/argmax.wgsl`).
+    Argmax,
+    /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`).
+    QkRopeStore,
+}
+
+/// The operations of `shaders/elementwise.wgsl` (its `OP` constant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ElementwiseOp {
+    /// x += y (residual).
+    Add = 0,
+    /// x[t] += b (bias broadcast over rows).
+    AddBias = 1,
+    /// x = silu(x) * y.
+    Swiglu = 2,
 }
 
 /// How a family is compiled. Both variants need no optional feature (f32 arithmetic, f16 via
@@ -59,10 +94,30 @@ impl KernelKey {
         KernelKey { family: KernelFamily::Matvec, ty: Some(ty), variant }
     }
 
+    /// A kernel of a family that reads no weights (one `Base` variant each).
+    pub fn op(family: KernelFamily) -> Self {
+        KernelKey { family, ty: None, variant: Variant::Base }
+    }
+
+    pub fn embed(ty: GgmlType) -> Self {
+        KernelKey { family: KernelFamily::Embed, ty: Some(ty), variant: Variant::Base }
+    }
+
     /// `matvec_q4_k`, `matvec_f32`, ...; variants other than `Base` add a suffix (`_sg`, `_f16`).
     pub fn label(&self) -> String {
         let family = match self.family {
             KernelFamily::Matvec => "matvec",
+            KernelFamily::Embed => "embed",
+            KernelFamily::RmsNorm { in_place: false } => "rms_norm",
+            KernelFamily::RmsNorm { in_place: true } => "rms_norm_inplace",
+            KernelFamily::Elementwise(ElementwiseOp::Add) => "add",
+            KernelFamily::Elementwise(ElementwiseOp::AddBias) => "add_bias",
+            KernelFamily::Elementwise(ElementwiseOp::Swiglu) => "swiglu",
+            KernelFamily::Rope => "rope",
+            KernelFamily::KvStore => "kv_store",
+            KernelFamily::Attention => "attention",
+            KernelFamily::Argmax => "argmax",
+            KernelFamily::QkRopeStore => "qk_rope_store",
         };
         let mut s = String::from(family);
         if let Some(ty) = self.ty {
@@ -112,23 +167,75 @@ pub fn matvec_item_values(ty: GgmlType) -> usize {
 /// `quant/weights.wgsl` and `quant/<type>.wgsl`, then the family file.
 pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
     let label = key.label();
-    match key.family {
+    let weight_source = |family: &str| -> Result<(String, &'static str), GpuError> {
+        let ty = key.ty.ok_or_else(|| GpuError::Invalid(format!("{label}: needs a weight type")))?;
+        let quant = quant_source(ty).ok_or_else(|| GpuError::Invalid(format!("no GPU {family} kernel for {ty}")))?;
+        Ok((ty.name().to_ascii_lowercase(), quant))
+    };
+    let plain = |file: &str, prelude: &str, body: &str| {
+        format!("// {label}: generated from common.wgsl + {file}\n{COMMON}\n{prelude}{body}")
+    };
+    Ok(match key.family {
         KernelFamily::Matvec => {
-            let ty = key.ty.ok_or_else(|| GpuError::Invalid(format!("{label}: needs a weight type")))?;
-            let quant = quant_source(ty).ok_or_else(|| GpuError::Invalid(format!("no GPU matvec kernel for {ty}")))?;
-            Ok(format!(
-                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{}.wgsl + matvec.wgsl\n\
+            let (name, quant) = weight_source("matvec")?;
+            format!(
+                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + matvec.wgsl\n\
                  {COMMON}\n{WEIGHTS}\n{quant}\n// variant {:?}\nconst TPR: u32 = {}u;\n{MATVEC}",
-                ty.name().to_ascii_lowercase(),
                 key.variant,
                 key.variant.threads_per_row()
-            ))
+            )
         }
-    }
+        KernelFamily::Embed => {
+            let (name, quant) = weight_source("embed")?;
+            format!(
+                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + embed.wgsl\n\
+                 {COMMON}\n{WEIGHTS}\n{quant}\n{EMBED}"
+            )
+        }
+        KernelFamily::RmsNorm { in_place } => {
+            let prelude = if in_place {
+                "// variant: in place\nfn load_x(i: u32) -> f32 {\n    return y[i];\n}\n"
+            } else {
+                "// variant: out of place\n@group(0) @binding(4) var<storage, read> x: array<f32>;\n\
+                 fn load_x(i: u32) -> f32 {\n    return x[i];\n}\n"
+            };
+            plain("rms_norm.wgsl", prelude, RMS_NORM)
+        }
+        KernelFamily::Elementwise(op) => {
+            plain("elementwise.wgsl", &format!("// variant {op:?}\nconst OP: u32 = {}u;\n", op as u32), ELEMENTWISE)
+        }
+        KernelFamily::Rope => plain("rope.wgsl", "", ROPE),
+        KernelFamily::KvStore => plain("kv_store.wgsl", "", KV_STORE),
+        KernelFamily::Attention => plain("attention.wgsl", "", ATTENTION),
+        KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
+        KernelFamily::QkRopeStore => plain("qk_rope_store.wgsl", "", QK_ROPE_STORE),
+    })
 }
 
 /// Every kernel variant the crate can build (what `tests/shaders.rs` validates).
 pub fn all_kernel_keys() -> Vec<KernelKey> {
     let types = super::matvec_types();
-    Variant::ALL.iter().flat_map(|&v| types.iter().map(move |&t| KernelKey::matvec(t, v))).collect()
+    let mut keys: Vec<KernelKey> =
+        Variant::ALL.iter().flat_map(|&v| types.iter().map(move |&t| KernelKey::matvec(t, v))).collect();
+    keys.extend(types.iter().map(|&t| KernelKey::embed(t)));
+    keys.extend(op_families().into_iter().map(KernelKey::op));
+    keys
+}
+
+/// Every family that reads no weights, with each of its variants.
+pub fn op_families() -> Vec<KernelFamily> {
+    use ElementwiseOp::*;
+    use KernelFamily::*;
+    vec![
+        RmsNorm { in_place: false },
+        RmsNorm { in_place: true },
+        Elementwise(Add),
+        Elementwise(AddBias),
+        Elementwise(Swiglu),
+        Rope,
+        KvStore,
+        Attention,
+        Argmax,
+        QkRopeStore,
+    ]
 }

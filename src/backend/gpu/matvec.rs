@@ -24,7 +24,8 @@ struct Params {
     row_bytes: u32,
     x_offset: u32,
     out_offset: u32,
-    _pad: [u32; 3],
+    accumulate: u32,
+    _pad: [u32; 2],
 }
 
 struct Part {
@@ -69,7 +70,7 @@ impl MatvecOp {
 }
 
 /// Workgroup grid for `groups` workgroups under the per-dimension limit.
-fn grid(groups: usize, max_dim: u32) -> (u32, u32) {
+pub(crate) fn grid(groups: usize, max_dim: u32) -> (u32, u32) {
     let max_dim = max_dim.max(1) as usize;
     let x = groups.clamp(1, max_dim);
     (x as u32, groups.div_ceil(x).max(1) as u32)
@@ -85,6 +86,31 @@ impl GpuContext {
         x_offset: usize,
         out: &GpuBuffer,
         out_offset: usize,
+    ) -> Result<MatvecOp, GpuError> {
+        self.matvec_op(w, x, x_offset, out, out_offset, false)
+    }
+
+    /// [`GpuContext::prepare_matvec`] adding the product to `out` instead of overwriting it:
+    /// the residual add fused into the output projection (`x += W_o · attn`, `x += W_down · h`).
+    pub fn prepare_matvec_add(
+        &self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        x_offset: usize,
+        out: &GpuBuffer,
+        out_offset: usize,
+    ) -> Result<MatvecOp, GpuError> {
+        self.matvec_op(w, x, x_offset, out, out_offset, true)
+    }
+
+    fn matvec_op(
+        &self,
+        w: &GpuWeight,
+        x: &GpuBuffer,
+        x_offset: usize,
+        out: &GpuBuffer,
+        out_offset: usize,
+        accumulate: bool,
     ) -> Result<MatvecOp, GpuError> {
         let key = KernelKey::matvec(w.ty(), self.matvec_variant());
         let label = format!("{}:{}", key.label(), w.name());
@@ -119,7 +145,8 @@ impl GpuContext {
                 row_bytes: too_big(w.row_bytes())?,
                 x_offset: too_big(x_offset)?,
                 out_offset: too_big(out_offset + piece.row0)?,
-                _pad: [0; 3],
+                accumulate: accumulate as u32,
+                _pad: [0; 2],
             };
             let pbuf = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(&label),

@@ -11,19 +11,28 @@
 //! - [`MatvecOp`]: the decode matrix-vector product for every weight type, recorded into a
 //!   compute pass (bind groups and uniforms built once, nothing allocated per call);
 //! - [`Readback`]: a reusable mappable staging buffer, read with the future-based pattern that
-//!   works on wasm too (`map_async` + a oneshot; natively the device is polled).
+//!   works on wasm too (`map_async` + a oneshot; natively the device is polled);
+//! - [`GpuOp`]: the other decode/prefill ops (embed, rms_norm, head norm, add, add_bias, swiglu,
+//!   rope, kv_store, attention, argmax), bound once, reading the step's `n_tokens`/`pos0` from
+//!   one [`StepUniform`].
 //!
 //! Shaders live in `shaders/` and are assembled per [`KernelKey`] by [`shader_source`].
 
+mod attention;
+pub use attention::{HeadNorms, RopeAngles};
 mod context;
 mod kernels;
 mod matvec;
+mod ops;
 mod readback;
 mod weights;
 
 pub use context::{GpuContext, GpuOptions};
-pub use kernels::{KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, shader_source};
+pub use kernels::{
+    ElementwiseOp, KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, op_families, shader_source,
+};
 pub use matvec::{MATVEC_WORKGROUP_SIZE, MatvecOp, matvec_types};
+pub use ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};
 pub use readback::Readback;
 pub use weights::{GpuBuffer, GpuWeight, WeightUpload};
 

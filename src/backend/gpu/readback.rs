@@ -50,6 +50,16 @@ impl Readback {
     /// Maps the staging buffer once the submitted copy has run and copies its first
     /// `out.len()` values out.
     pub async fn map_read(&self, ctx: &GpuContext, out: &mut [f32]) -> Result<(), GpuError> {
+        self.map_read_values(ctx, out).await
+    }
+
+    /// [`Readback::map_read`] for u32 results (argmax's token id: 4 bytes per decode step).
+    pub async fn map_read_u32(&self, ctx: &GpuContext, out: &mut [u32]) -> Result<(), GpuError> {
+        self.map_read_values(ctx, out).await
+    }
+
+    /// `T` is a 4-byte value (f32, u32): capacities count 4-byte values.
+    async fn map_read_values<T: bytemuck::Pod>(&self, ctx: &GpuContext, out: &mut [T]) -> Result<(), GpuError> {
         if out.is_empty() {
             return Ok(());
         }
