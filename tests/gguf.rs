@@ -145,3 +145,39 @@ fn tensor_problems_are_named() {
     let cut = &bytes[..bytes.len() - 4];
     assert!(matches!(Gguf::parse(cut), Err(GgufError::TensorOutOfBounds { .. }) | Err(GgufError::BadTensor { .. })));
 }
+
+/// Rewrites the data offset of tensor `name` in a file the writer made (the offset is the last
+/// field of its tensor info: name length, name, n_dims, dims, type, offset).
+fn set_offset(bytes: &mut [u8], name: &str, n_dims: usize, offset: u64) {
+    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(name.as_bytes());
+    let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap() + needle.len() + 4 + 8 * n_dims + 4;
+    bytes[at..at + 8].copy_from_slice(&offset.to_le_bytes());
+}
+
+#[test]
+fn misaligned_and_overlapping_tensors_are_refused() {
+    let mut w = GgufWriter::new();
+    w.set("general.architecture", Value::String("llama".into()));
+    w.add_tensor("a", &[64], GgmlType::F32, vec![1; 256]);
+    w.add_tensor("b", &[64], GgmlType::F32, vec![2; 256]);
+    let good = w.to_bytes();
+    assert!(Gguf::parse(&good).is_ok());
+
+    let mut misaligned = good.clone();
+    set_offset(&mut misaligned, "b", 1, 256 + 4);
+    let err = Gguf::parse(&misaligned).unwrap_err();
+    assert!(
+        matches!(&err, GgufError::BadTensor { name, .. } if name == "b") && err.to_string().contains("aligned"),
+        "{err}"
+    );
+
+    let mut overlapping = good.clone();
+    set_offset(&mut overlapping, "b", 1, 128);
+    let err = Gguf::parse(&overlapping).unwrap_err();
+    assert!(matches!(err, GgufError::TensorsOverlap { .. }), "{err}");
+
+    let mut past_end = good.clone();
+    set_offset(&mut past_end, "b", 1, 1 << 20);
+    assert!(Gguf::parse(&past_end).is_err());
+}
