@@ -228,7 +228,9 @@ fn chunked_loading_reports_progress_and_equals_whole_file_loading() {
     assert!(reads.windows(2).all(|w| w[0].loaded < w[1].loaded));
     assert_eq!(reads.last().unwrap().loaded, bytes.len() as u64);
     let uploads: Vec<_> = events.iter().filter(|p| p.phase == LoadPhase::Upload).collect();
-    assert!(uploads.len() > 10 && uploads.windows(2).all(|w| w[0].loaded + 1 == w[1].loaded));
+    // Fused projections (q/k/v, gate/up) count as their tensors at once, so steps may exceed 1.
+    assert!(uploads.len() > 10 && uploads.windows(2).all(|w| w[0].loaded < w[1].loaded));
+    assert_eq!(uploads.last().unwrap().loaded, uploads.last().unwrap().total.unwrap());
     assert_eq!(events.last().unwrap().phase, LoadPhase::Upload);
     let mut whole = engine(&bytes, EngineOptions::default());
     let req =

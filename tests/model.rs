@@ -32,7 +32,12 @@ fn rewrite(
 
 fn load(bytes: &[u8]) -> Result<Model<CpuBackend>, Error> {
     let g = Gguf::parse(bytes)?;
-    Model::load(&g, bytes, CpuBackend::new(1)?, &ModelOptions { context_length: 32, batch_size: 8 })
+    Model::load(
+        &g,
+        bytes,
+        CpuBackend::new(1)?,
+        &ModelOptions { context_length: 32, batch_size: 8, ..Default::default() },
+    )
 }
 
 fn keep_meta(_: &str, v: &Value) -> Option<Value> {
@@ -148,7 +153,7 @@ fn an_impossible_context_is_an_error() {
     let bytes = synth_model(SynthArch::Llama, GgmlType::Q8_0, 1);
     let g = Gguf::parse(&bytes).unwrap();
     for ctx in [1usize << 40, usize::MAX / 2] {
-        let opts = ModelOptions { context_length: ctx, batch_size: 8 };
+        let opts = ModelOptions { context_length: ctx, batch_size: 8, ..Default::default() };
         let err = Model::load(&g, &bytes, CpuBackend::new(1).unwrap(), &opts).err().unwrap();
         assert_eq!(err.code(), "model_too_large", "{err}");
     }

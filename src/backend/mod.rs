@@ -1,5 +1,11 @@
 //! The fixed op set every backend implements. `model::forward` is written once against this
-//! trait; the CPU backend is the reference, the GPU backend (WebGPU) will mirror it op for op.
+//! trait; the CPU backend is the reference, the GPU backend (WebGPU) mirrors it op for op.
+//!
+//! Ops only record work (the CPU does it at once, the GPU records a command list); `read` and
+//! `argmax` are the only places results come back, and they are async so the browser's WebGPU
+//! (whose buffer mapping is a promise) implements the same trait. Projections that read the same
+//! input come fused (`matmul_qkv`, `matmul_swiglu`, `matmul_add`) so the GPU runs them as one
+//! dispatch; the loader concatenates their weights when `max_fused_bytes` allows.
 //!
 //! Activations are row-major `[n_tokens][width]` f32 buffers allocated once per model load;
 //! every op takes the number of tokens it should touch, so one buffer serves a whole prompt
@@ -23,6 +29,15 @@ pub struct AttnShape {
     pub scale: f32,
 }
 
+impl AttnShape {
+    /// Values per token of q, k and v.
+    pub fn qkv_widths(&self) -> [usize; 3] {
+        [self.n_head * self.head_dim, self.n_head_kv * self.head_dim, self.n_head_kv * self.head_dim_v]
+    }
+}
+
+// `async fn` in a trait used only through generics (never `dyn`): no Send bound needed.
+#[allow(async_fn_in_trait)]
 pub trait Backend {
     /// A weight tensor in its GGUF block layout.
     type Weight;
@@ -32,6 +47,10 @@ pub trait Backend {
     type KvCache;
 
     fn name(&self) -> &'static str;
+
+    /// The largest weight, in bytes, the loader may build by concatenating projections that
+    /// read the same input (q/k/v, gate/up) so one fused op computes them.
+    fn max_fused_bytes(&self) -> usize;
 
     /// Takes a tensor of `rows` rows of `cols` values in GGUF layout.
     fn upload_weight(
@@ -47,38 +66,98 @@ pub trait Backend {
     /// Rope tables are fixed per model: set once at load. `freq_factors` is llama3's `rope_freqs`.
     fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()>;
 
+    /// The ops that follow, until the next call, process `n_tokens` rows at positions `pos0..`
+    /// (the GPU keeps both in one uniform; every op's `n_tokens` equals this one).
+    fn begin_step(&mut self, n_tokens: usize, pos0: usize);
     /// out[t] = row `tokens[t]` of `table`, dequantized.
     fn embed(&mut self, table: &Self::Weight, tokens: &[u32], out: &mut Self::Buffer);
     /// out[t] = x[t] / rms(x[t]) * w, over rows of w's length.
     fn rms_norm(&mut self, x: &Self::Buffer, w: &Self::Weight, n_tokens: usize, eps: f32, out: &mut Self::Buffer);
-    /// The same normalisation applied in place to every `w.len()`-wide head of each row (Qwen3's q/k norm).
-    fn head_norm(&mut self, x: &mut Self::Buffer, w: &Self::Weight, n_rows: usize, eps: f32);
     /// out[t][r] = Σ_c w[r][c]·x[t][c].
     fn matmul(&mut self, w: &Self::Weight, x: &Self::Buffer, n_tokens: usize, out: &mut Self::Buffer);
+    /// out[t][r] += Σ_c w[r][c]·x[t][c]: the residual add fused into the output projections.
+    fn matmul_add(&mut self, w: &Self::Weight, x: &Self::Buffer, n_tokens: usize, out: &mut Self::Buffer);
+    /// `w` is attn_q, attn_k and attn_v concatenated by rows (`shape.qkv_widths()` rows each):
+    /// q[t], k[t], v[t] are their rows times x[t], plus `bias` (the three biases concatenated, Qwen2) when given.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_qkv(
+        &mut self,
+        w: &Self::Weight,
+        bias: Option<&Self::Weight>,
+        x: &Self::Buffer,
+        n_tokens: usize,
+        shape: AttnShape,
+        q: &mut Self::Buffer,
+        k: &mut Self::Buffer,
+        v: &mut Self::Buffer,
+    );
+    /// `w` is ffn_gate and ffn_up concatenated by rows (2h rows):
+    /// out[t][r] = silu(gate[r]·x[t]) * (up[r]·x[t]), r < h.
+    fn matmul_swiglu(&mut self, w: &Self::Weight, x: &Self::Buffer, n_tokens: usize, out: &mut Self::Buffer);
     /// x[t] += b.
     fn add_bias(&mut self, x: &mut Self::Buffer, b: &Self::Weight, n_tokens: usize);
-    /// Rotates every head of tokens at positions pos0.. in place.
-    fn rope(&mut self, x: &mut Self::Buffer, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize);
-    /// Stores k and v at positions pos0.. of `layer`, then out = causal softmax(q·kᵀ·scale)·v.
+    /// gate = silu(gate) * up over `len` values.
+    fn swiglu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize);
+    /// What sits between the projections and attention for tokens at positions pos0..: each q
+    /// and k head normalised by `qk_norm` (Qwen3) when given, rotated (rope), then k and v
+    /// stored at positions pos0.. of `layer`'s cache. q is rotated in place; k may be.
+    #[allow(clippy::too_many_arguments)]
+    fn rope_store(
+        &mut self,
+        q: &mut Self::Buffer,
+        k: &mut Self::Buffer,
+        v: &Self::Buffer,
+        qk_norm: Option<[&Self::Weight; 2]>,
+        eps: f32,
+        cache: &mut Self::KvCache,
+        layer: usize,
+        shape: AttnShape,
+        n_tokens: usize,
+        pos0: usize,
+    );
+    /// out[t] = causal softmax(q[t]·kᵀ·scale)·v over positions 0..=pos0 + t of `layer`'s cache.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &mut self,
         q: &Self::Buffer,
-        k: &Self::Buffer,
-        v: &Self::Buffer,
-        cache: &mut Self::KvCache,
+        cache: &Self::KvCache,
         layer: usize,
         shape: AttnShape,
         n_tokens: usize,
         pos0: usize,
         out: &mut Self::Buffer,
     );
-    /// gate = silu(gate) * up over `len` values.
-    fn swiglu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize);
-    /// x += y over `len` values.
-    fn add(&mut self, x: &mut Self::Buffer, y: &Self::Buffer, len: usize);
     /// dst[dst_off..dst_off+len] = src[src_off..src_off+len].
     fn copy(&mut self, src: &Self::Buffer, src_off: usize, dst: &mut Self::Buffer, dst_off: usize, len: usize);
-    /// Copies `len` values starting at `offset` out.
-    fn read(&mut self, x: &Self::Buffer, offset: usize, len: usize, out: &mut [f32]);
+    /// Runs what was recorded and copies `len` values starting at `offset` out.
+    async fn read(&mut self, x: &Self::Buffer, offset: usize, len: usize, out: &mut [f32]) -> Result<()>;
+    /// Runs what was recorded and returns the index of the largest of x[offset..offset + len]
+    /// (lowest on ties, NaNs skipped, as `sampler::argmax`): greedy decoding reads back one id.
+    async fn argmax(&mut self, x: &Self::Buffer, offset: usize, len: usize) -> Result<u32>;
+    /// Work done so far (the GPU counts dispatches, submits and bytes; the CPU counts nothing).
+    fn counters(&self) -> Counters {
+        Counters::default()
+    }
+}
+
+/// Running totals of the work a backend sent to its device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub dispatches: u64,
+    pub submits: u64,
+    /// Bytes written from the host per step (uniforms, token ids), not counting weight uploads.
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+}
+
+impl Counters {
+    /// The work between two snapshots.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        Counters {
+            dispatches: self.dispatches - earlier.dispatches,
+            submits: self.submits - earlier.submits,
+            bytes_written: self.bytes_written - earlier.bytes_written,
+            bytes_read: self.bytes_read - earlier.bytes_read,
+        }
+    }
 }

@@ -34,13 +34,13 @@ impl<B: Backend> Engine<B> {
         // processed to get logits for the next one.
         let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
         self.cached.truncate(reused);
+        let mut sampler = Sampler::new(opts.sampler());
+        let mut history = prompt.to_vec();
         let t0 = Stopwatch::start();
-        let mut logits = self.model.forward(&prompt[reused..], reused, Logits::Last)?;
+        let mut id = self.next_token(&prompt[reused..], reused, &mut sampler, &history).await?;
         self.cached.extend_from_slice(&prompt[reused..]);
         let prefill_ms = t0.elapsed_ms();
 
-        let mut sampler = Sampler::new(opts.sampler());
-        let mut history = prompt.to_vec();
         let mut decoder = StreamDecoder::new();
         let mut stops = StopMatcher::new(&opts.stop);
         let mut text = String::new();
@@ -57,7 +57,6 @@ impl<B: Backend> Engine<B> {
             if cancel.is_cancelled() {
                 break FinishReason::Cancelled;
             }
-            let id = sampler.sample(&logits, &history);
             if !opts.ignore_eos && self.tokenizer.is_eog(id) {
                 break FinishReason::Stop;
             }
@@ -72,8 +71,9 @@ impl<B: Backend> Engine<B> {
             if tokens.len() >= opts.max_tokens || self.cached.len() >= n_ctx {
                 break FinishReason::Length;
             }
-            logits = self.model.forward(&[id], self.cached.len(), Logits::Last)?;
-            self.cached.push(id);
+            let fed = id;
+            id = self.next_token(&[fed], self.cached.len(), &mut sampler, &history).await?;
+            self.cached.push(fed);
             yield_now().await;
         };
         if !stopped_by_string {
@@ -99,6 +99,18 @@ impl<B: Backend> Engine<B> {
             },
             tokens,
         })
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Runs `tokens` at `pos0` and picks the token that follows: on the backend when the pick
+    /// is a plain argmax (one id read back), else from the logits by `sampler`.
+    async fn next_token(&mut self, tokens: &[u32], pos0: usize, sampler: &mut Sampler, history: &[u32]) -> Result<u32> {
+        if sampler.params().is_argmax() {
+            return self.model.forward_greedy(tokens, pos0).await;
+        }
+        let logits = self.model.forward_async(tokens, pos0, Logits::Last).await?;
+        Ok(sampler.sample(&logits, history))
     }
 }
 

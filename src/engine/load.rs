@@ -141,7 +141,8 @@ fn build<B: Backend>(
     // Check what can be refused cheaply before any weights reach the backend.
     let tokenizer = Tokenizer::from_metadata(md)?;
     let template = ChatTemplate::from_gguf(md)?;
-    let model_opts = ModelOptions { context_length: options.context_length, batch_size: options.batch_size };
+    let model_opts =
+        ModelOptions { context_length: options.context_length, batch_size: options.batch_size, ..Default::default() };
     let mut on_upload = |done: usize, total: usize| {
         progress(&LoadProgress { phase: LoadPhase::Upload, loaded: done as u64, total: Some(total as u64) })
     };

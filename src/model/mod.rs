@@ -26,11 +26,14 @@ pub struct ModelOptions {
     pub context_length: usize,
     /// Most tokens processed in one batch during prompt processing.
     pub batch_size: usize,
+    /// Concatenate q/k/v and gate/up weights so one fused op computes each group (see
+    /// [`weights::Qkv`]); off only to test the separate path.
+    pub fuse_projections: bool,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { context_length: 0, batch_size: 256 }
+        ModelOptions { context_length: 0, batch_size: 256, fuse_projections: true }
     }
 }
 
@@ -47,7 +50,8 @@ struct RunState<Buf> {
     v: Buf,
     attn: Buf,
     hb: Buf,
-    hb2: Buf,
+    /// Only when some layer's gate and up projections are separate.
+    hb2: Option<Buf>,
     out_rows: Buf,
     logits: Buf,
 }
@@ -88,11 +92,13 @@ impl<B: Backend> Model<B> {
             n => n,
         };
         let n_batch = opts.batch_size.clamp(1, n_ctx);
-        let mut loader = Loader { gguf, source, backend: &mut backend, uploaded: 0, on_upload };
+        let mut loader =
+            Loader { gguf, source, backend: &mut backend, uploaded: 0, on_upload, fuse: opts.fuse_projections };
         let weights = loader.load(&config)?;
         let freq_factors = loader.host_vector("rope_freqs.weight")?;
         backend.set_rope(&config.rope, freq_factors.as_deref())?;
         let c = &config;
+        let separate_gate_up = weights.layers.iter().any(|l| matches!(l.gate_up, weights::GateUp::Separate { .. }));
         let mut buf = |name: &str, len: usize| backend.alloc(name, len);
         let state = RunState {
             x: buf("x", n_batch * c.n_embd)?,
@@ -102,7 +108,7 @@ impl<B: Backend> Model<B> {
             v: buf("v", n_batch * c.v_dim())?,
             attn: buf("attn", n_batch * c.n_head * c.head_dim_v)?,
             hb: buf("hb", n_batch * c.n_ff)?,
-            hb2: buf("hb2", n_batch * c.n_ff)?,
+            hb2: if separate_gate_up { Some(buf("hb2", n_batch * c.n_ff)?) } else { None },
             out_rows: buf("out_rows", LOGIT_ROWS * c.n_embd)?,
             logits: buf("logits", LOGIT_ROWS * c.n_vocab)?,
         };
@@ -120,8 +126,45 @@ impl<B: Backend> Model<B> {
 
     /// Runs `tokens` at positions `pos0..`, writing their keys and values into the cache, and
     /// returns logits as `which` asks. Positions at and after `pos0` are overwritten, so
-    /// rewinding is just calling again with a smaller `pos0`.
+    /// rewinding is just calling again with a smaller `pos0`. Native callers that are not async
+    /// use [`Model::forward`].
+    pub async fn forward_async(&mut self, tokens: &[u32], pos0: usize, which: Logits) -> Result<Vec<f32>> {
+        self.check_batch(tokens, pos0)?;
+        let n_vocab = self.config.n_vocab;
+        let mut out = Vec::with_capacity(n_vocab * if which == Logits::All { tokens.len() } else { 1 });
+        for (i, batch) in tokens.chunks(self.n_batch).enumerate() {
+            let pos = pos0 + i * self.n_batch;
+            self.forward_batch(batch, pos);
+            let is_last = pos + batch.len() == pos0 + tokens.len();
+            match which {
+                Logits::All => self.logits_rows(0, batch.len(), pos, &mut out).await?,
+                Logits::Last if is_last => self.logits_rows(batch.len() - 1, 1, pos, &mut out).await?,
+                Logits::Last => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Model::forward_async`] driven to completion on this thread.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&mut self, tokens: &[u32], pos0: usize, which: Logits) -> Result<Vec<f32>> {
+        pollster::block_on(self.forward_async(tokens, pos0, which))
+    }
+
+    /// Runs `tokens` like [`Model::forward_async`] and returns the most likely next token (the
+    /// argmax of the last logits, as the greedy sampler picks it) without reading the logits back.
+    pub async fn forward_greedy(&mut self, tokens: &[u32], pos0: usize) -> Result<u32> {
+        self.check_batch(tokens, pos0)?;
+        let mut last = (0, 0);
+        for (i, batch) in tokens.chunks(self.n_batch).enumerate() {
+            let pos = pos0 + i * self.n_batch;
+            self.forward_batch(batch, pos);
+            last = (batch.len() - 1, pos);
+        }
+        self.argmax_row(last.0, last.1).await
+    }
+
+    fn check_batch(&self, tokens: &[u32], pos0: usize) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to process".into()));
         }
@@ -131,18 +174,6 @@ impl<B: Backend> Model<B> {
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.config.n_vocab) {
             return Err(Error::TokenOutOfRange { id, n_vocab: self.config.n_vocab });
         }
-        let n_vocab = self.config.n_vocab;
-        let mut out = Vec::with_capacity(n_vocab * if which == Logits::All { tokens.len() } else { 1 });
-        for (i, batch) in tokens.chunks(self.n_batch).enumerate() {
-            let pos = pos0 + i * self.n_batch;
-            self.forward_batch(batch, pos);
-            let is_last = pos + batch.len() == pos0 + tokens.len();
-            match which {
-                Logits::All => self.logits_rows(0, batch.len(), &mut out),
-                Logits::Last if is_last => self.logits_rows(batch.len() - 1, 1, &mut out),
-                Logits::Last => {}
-            }
-        }
-        Ok(out)
+        Ok(())
     }
 }

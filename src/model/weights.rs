@@ -8,18 +8,27 @@ use crate::{Error, Result};
 
 pub struct LayerWeights<W> {
     pub attn_norm: W,
-    pub wq: W,
-    pub wk: W,
-    pub wv: W,
+    pub qkv: Qkv<W>,
     pub wo: W,
-    /// Qwen2's q/k/v biases.
-    pub bias: Option<[W; 3]>,
     /// Qwen3's per-head q and k RMS norms.
     pub qk_norm: Option<[W; 2]>,
     pub ffn_norm: W,
-    pub w_gate: W,
-    pub w_up: W,
+    pub gate_up: GateUp<W>,
     pub w_down: W,
+}
+
+/// The q, k and v projections (and Qwen2's biases): one weight, their rows concatenated, when
+/// the three share a type and the result fits the backend's `max_fused_bytes`, so one fused
+/// op computes them; else three.
+pub enum Qkv<W> {
+    Fused { w: W, bias: Option<W> },
+    Separate { q: W, k: W, v: W, bias: Option<[W; 3]> },
+}
+
+/// The gate and up projections of the feed-forward block, fused the same way.
+pub enum GateUp<W> {
+    Fused(W),
+    Separate { gate: W, up: W },
 }
 
 pub struct Weights<W> {
@@ -60,6 +69,8 @@ pub struct Loader<'a, B: Backend> {
     pub backend: &'a mut B,
     pub uploaded: usize,
     pub on_upload: &'a mut dyn FnMut(usize, usize),
+    /// Concatenate projections for fused ops where possible (see [`Qkv`]).
+    pub fuse: bool,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -67,15 +78,21 @@ impl<B: Backend> Loader<'_, B> {
         self.optional(name, rows, cols)?.ok_or_else(|| Error::InvalidModel(format!("tensor {name} is missing")))
     }
 
-    fn optional(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<B::Weight>> {
-        let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
-        let (r, c) = t.rows_cols();
-        if (r, c) != (rows, cols) || t.dims.len() > 2 {
+    /// Checks tensor `name` exists with `rows` rows of `cols` values.
+    fn check_shape(&self, name: &str, rows: usize, cols: usize) -> Result<()> {
+        let (_, t) = find(self.gguf, name).ok_or_else(|| Error::InvalidModel(format!("tensor {name} is missing")))?;
+        if t.rows_cols() != (rows, cols) || t.dims.len() > 2 {
             return Err(Error::InvalidModel(format!(
                 "tensor {name} has shape {:?}, expected [{cols}, {rows}]",
                 t.dims
             )));
         }
+        Ok(())
+    }
+
+    fn optional(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<B::Weight>> {
+        let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
+        self.check_shape(name, rows, cols)?;
         let bytes = self.source.bytes(self.gguf, index);
         let weight = self.backend.upload_weight(name, t.ty, rows, cols, bytes)?;
         self.uploaded += 1;
@@ -83,12 +100,103 @@ impl<B: Backend> Loader<'_, B> {
         Ok(Some(weight))
     }
 
-    /// A 1-D tensor dequantized to f32 on the host (rope frequency factors).
-    pub fn host_vector(&self, name: &str) -> Result<Option<Vec<f32>>> {
+    /// Tensors `names` (each `[cols]` x rows[i]) as one weight of their rows concatenated, or
+    /// `None` when they differ in type or the result would exceed the backend's fused limit.
+    fn concatenated(
+        &mut self,
+        fused_name: &str,
+        names: &[String],
+        rows: &[usize],
+        cols: usize,
+    ) -> Result<Option<B::Weight>> {
+        if !self.fuse {
+            return Ok(None);
+        }
+        let mut parts = Vec::with_capacity(names.len());
+        for (name, &r) in names.iter().zip(rows) {
+            let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
+            if t.rows_cols() != (r, cols) || t.dims.len() > 2 {
+                return Ok(None); // `tensor` reports the shape error when loaded separately
+            }
+            parts.push((index, t.ty));
+        }
+        let ty = parts[0].1;
+        let total: usize = parts.iter().map(|&(i, _)| self.source.bytes(self.gguf, i).len()).sum();
+        if parts.iter().any(|&(_, t)| t != ty) || total > self.backend.max_fused_bytes() {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(total).map_err(|_| Error::OutOfMemory(format!("{fused_name}: {} MiB", total >> 20)))?;
+        for &(index, _) in &parts {
+            bytes.extend_from_slice(self.source.bytes(self.gguf, index));
+        }
+        let weight = self.backend.upload_weight(fused_name, ty, rows.iter().sum(), cols, &bytes)?;
+        self.uploaded += parts.len();
+        (self.on_upload)(self.uploaded, self.gguf.tensors.len());
+        Ok(Some(weight))
+    }
+
+    /// Biases `names` dequantized and concatenated into one F32 vector weight.
+    fn concatenated_bias(&mut self, fused_name: &str, names: &[String]) -> Result<B::Weight> {
+        let mut values = Vec::new();
+        for name in names {
+            let v = self.host_vector(name)?.ok_or_else(|| Error::InvalidModel(format!("tensor {name} is missing")))?;
+            values.extend(v);
+        }
+        self.backend.upload_weight(fused_name, GgmlType::F32, 1, values.len(), bytemuck::cast_slice(&values))
+    }
+
+    fn qkv(&mut self, c: &Config, i: usize) -> Result<Qkv<B::Weight>> {
+        let name = |s: &str| format!("blk.{i}.{s}");
+        let weights = [name("attn_q.weight"), name("attn_k.weight"), name("attn_v.weight")];
+        let widths = [c.q_dim(), c.kv_dim(), c.v_dim()];
+        let biases = [name("attn_q.bias"), name("attn_k.bias"), name("attn_v.bias")];
+        let has_bias = c.arch == Arch::Qwen2;
+        if let Some(w) = self.concatenated(&name("attn_qkv.weight"), &weights, &widths, c.n_embd)? {
+            for (b, &width) in biases.iter().zip(&widths).filter(|_| has_bias) {
+                self.check_shape(b, 1, width)?;
+            }
+            let bias = if has_bias { Some(self.concatenated_bias(&name("attn_qkv.bias"), &biases)?) } else { None };
+            return Ok(Qkv::Fused { w, bias });
+        }
+        let bias = match has_bias {
+            true => Some([
+                self.tensor(&biases[0], 1, widths[0])?,
+                self.tensor(&biases[1], 1, widths[1])?,
+                self.tensor(&biases[2], 1, widths[2])?,
+            ]),
+            false => None,
+        };
+        Ok(Qkv::Separate {
+            q: self.tensor(&weights[0], widths[0], c.n_embd)?,
+            k: self.tensor(&weights[1], widths[1], c.n_embd)?,
+            v: self.tensor(&weights[2], widths[2], c.n_embd)?,
+            bias,
+        })
+    }
+
+    fn gate_up(&mut self, c: &Config, i: usize) -> Result<GateUp<B::Weight>> {
+        let names = [format!("blk.{i}.ffn_gate.weight"), format!("blk.{i}.ffn_up.weight")];
+        if let Some(w) =
+            self.concatenated(&format!("blk.{i}.ffn_gate_up.weight"), &names, &[c.n_ff, c.n_ff], c.n_embd)?
+        {
+            return Ok(GateUp::Fused(w));
+        }
+        Ok(GateUp::Separate {
+            gate: self.tensor(&names[0], c.n_ff, c.n_embd)?,
+            up: self.tensor(&names[1], c.n_ff, c.n_embd)?,
+        })
+    }
+
+    /// A 1-D tensor dequantized to f32 on the host (rope frequency factors, fused biases);
+    /// counted as loaded.
+    pub fn host_vector(&mut self, name: &str) -> Result<Option<Vec<f32>>> {
         let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
         let n = t.n_elements() as usize;
         let mut out = vec![0f32; n];
         dequantize_row(t.ty, self.source.bytes(self.gguf, index), &mut out)?;
+        self.uploaded += 1;
+        (self.on_upload)(self.uploaded, self.gguf.tensors.len());
         Ok(Some(out))
     }
 
@@ -97,14 +205,6 @@ impl<B: Backend> Loader<'_, B> {
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let name = |s: &str| format!("blk.{i}.{s}");
-            let bias = match c.arch {
-                Arch::Qwen2 => Some([
-                    self.tensor(&name("attn_q.bias"), 1, c.q_dim())?,
-                    self.tensor(&name("attn_k.bias"), 1, c.kv_dim())?,
-                    self.tensor(&name("attn_v.bias"), 1, c.v_dim())?,
-                ]),
-                _ => None,
-            };
             let qk_norm = match c.arch {
                 Arch::Qwen3 => Some([
                     self.tensor(&name("attn_q_norm.weight"), 1, c.head_dim)?,
@@ -114,15 +214,11 @@ impl<B: Backend> Loader<'_, B> {
             };
             layers.push(LayerWeights {
                 attn_norm: self.tensor(&name("attn_norm.weight"), 1, c.n_embd)?,
-                wq: self.tensor(&name("attn_q.weight"), c.q_dim(), c.n_embd)?,
-                wk: self.tensor(&name("attn_k.weight"), c.kv_dim(), c.n_embd)?,
-                wv: self.tensor(&name("attn_v.weight"), c.v_dim(), c.n_embd)?,
+                qkv: self.qkv(c, i)?,
                 wo: self.tensor(&name("attn_output.weight"), c.n_embd, c.n_head * c.head_dim_v)?,
-                bias,
                 qk_norm,
                 ffn_norm: self.tensor(&name("ffn_norm.weight"), 1, c.n_embd)?,
-                w_gate: self.tensor(&name("ffn_gate.weight"), c.n_ff, c.n_embd)?,
-                w_up: self.tensor(&name("ffn_up.weight"), c.n_ff, c.n_embd)?,
+                gate_up: self.gate_up(c, i)?,
                 w_down: self.tensor(&name("ffn_down.weight"), c.n_embd, c.n_ff)?,
             });
         }

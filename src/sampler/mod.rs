@@ -58,6 +58,13 @@ impl Default for SamplerParams {
 }
 
 impl SamplerParams {
+    /// Whether the pick is the plain argmax of the logits (greedy, no penalties): a backend can
+    /// then find it where the logits are and return one id.
+    pub fn is_argmax(&self) -> bool {
+        let greedy = self.temperature.is_nan() || self.temperature <= 0.0 || self.top_k == 1;
+        greedy && !self.penalties_active()
+    }
+
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::InvalidArgument(m));
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {

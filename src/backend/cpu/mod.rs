@@ -40,6 +40,8 @@ pub struct CpuBackend {
     /// Scratch for one normalised head and for a transposed matmul result; grown, never shrunk.
     head: Vec<f32>,
     matmul_tmp: Vec<f32>,
+    /// The whole output of a fused projection (q|k|v or gate|up rows) before it is split.
+    fused: Vec<f32>,
 }
 
 /// A zeroed buffer, or a typed error when memory runs out (an oversized context must not abort
@@ -74,11 +76,48 @@ impl CpuBackend {
             scores: Vec::new(),
             head: Vec::new(),
             matmul_tmp: Vec::new(),
+            fused: Vec::new(),
         })
     }
 
     pub fn threads(&self) -> usize {
         self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// `self.fused[t * w.rows + r]` = w[r]·x[t] for t < n_tokens.
+    fn matmul_fused(&mut self, w: &CpuWeight, x: &[f32], n_tokens: usize) {
+        matmul::quantize_acts(w.ty, x, n_tokens, w.cols, &mut self.acts);
+        self.fused.resize(n_tokens * w.rows, 0.0);
+        matmul::matmul(self.pool.as_ref(), w, &self.acts, n_tokens, &mut self.matmul_tmp, &mut self.fused);
+    }
+
+    /// Normalises every `w.len()`-wide head of the first `n_rows` heads of `x` in place.
+    fn head_norm(&mut self, x: &mut [f32], w: &CpuWeight, n_rows: usize, eps: f32) {
+        let w = w.f32.as_ref().expect("norm weights are small");
+        let d = w.len();
+        self.head.resize(d, 0.0);
+        for head in x[..n_rows * d].chunks_exact_mut(d) {
+            rms_norm(head, w, eps, &mut self.head);
+            head.copy_from_slice(&self.head);
+        }
+    }
+
+    /// Rotates every head of tokens at positions pos0.. in place.
+    fn rope(&mut self, x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
+        let rope = self.rope.as_ref().expect("set_rope is called at load");
+        let width = n_heads * head_dim;
+        for t in 0..n_tokens {
+            rope.angles(pos0 + t, &mut self.angles);
+            for head in x[t * width..(t + 1) * width].chunks_exact_mut(head_dim) {
+                rope.apply(head, &self.angles);
+            }
+        }
+    }
+}
+
+fn add_rows(x: &mut [f32], b: &[f32], n_tokens: usize) {
+    for row in x[..n_tokens * b.len()].chunks_exact_mut(b.len()) {
+        row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
     }
 }
 
@@ -89,6 +128,10 @@ impl Backend for CpuBackend {
 
     fn name(&self) -> &'static str {
         "cpu"
+    }
+
+    fn max_fused_bytes(&self) -> usize {
+        usize::MAX
     }
 
     fn upload_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<CpuWeight> {
@@ -138,6 +181,8 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn begin_step(&mut self, _n_tokens: usize, _pos0: usize) {}
+
     fn embed(&mut self, table: &CpuWeight, tokens: &[u32], out: &mut Vec<f32>) {
         let cols = table.cols;
         let row_bytes = table.bytes.len() / table.rows;
@@ -155,45 +200,87 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn head_norm(&mut self, x: &mut Vec<f32>, w: &CpuWeight, n_rows: usize, eps: f32) {
-        let w = w.f32.as_ref().expect("norm weights are small");
-        let d = w.len();
-        self.head.resize(d, 0.0);
-        for head in x[..n_rows * d].chunks_exact_mut(d) {
-            rms_norm(head, w, eps, &mut self.head);
-            head.copy_from_slice(&self.head);
-        }
-    }
-
     fn matmul(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
         matmul::quantize_acts(w.ty, x, n_tokens, w.cols, &mut self.acts);
         matmul::matmul(self.pool.as_ref(), w, &self.acts, n_tokens, &mut self.matmul_tmp, out);
     }
 
-    fn add_bias(&mut self, x: &mut Vec<f32>, b: &CpuWeight, n_tokens: usize) {
-        let b = b.f32.as_ref().expect("biases are small");
-        for row in x[..n_tokens * b.len()].chunks_exact_mut(b.len()) {
-            row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+    fn matmul_add(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
+        self.matmul_fused(w, x, n_tokens);
+        let len = n_tokens * w.rows;
+        out[..len].iter_mut().zip(&self.fused[..len]).for_each(|(a, b)| *a += b);
+    }
+
+    fn matmul_qkv(
+        &mut self,
+        w: &CpuWeight,
+        bias: Option<&CpuWeight>,
+        x: &Vec<f32>,
+        n_tokens: usize,
+        s: AttnShape,
+        q: &mut Vec<f32>,
+        k: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+    ) {
+        self.matmul_fused(w, x, n_tokens);
+        if let Some(b) = bias {
+            add_rows(&mut self.fused, b.f32.as_ref().expect("biases are small"), n_tokens);
+        }
+        let [qw, kw, vw] = s.qkv_widths();
+        for (t, row) in self.fused.chunks_exact(w.rows).take(n_tokens).enumerate() {
+            q[t * qw..(t + 1) * qw].copy_from_slice(&row[..qw]);
+            k[t * kw..(t + 1) * kw].copy_from_slice(&row[qw..qw + kw]);
+            v[t * vw..(t + 1) * vw].copy_from_slice(&row[qw + kw..]);
         }
     }
 
-    fn rope(&mut self, x: &mut Vec<f32>, n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
-        let rope = self.rope.as_ref().expect("set_rope is called at load");
-        let width = n_heads * head_dim;
-        for t in 0..n_tokens {
-            rope.angles(pos0 + t, &mut self.angles);
-            for head in x[t * width..(t + 1) * width].chunks_exact_mut(head_dim) {
-                rope.apply(head, &self.angles);
-            }
+    fn matmul_swiglu(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
+        self.matmul_fused(w, x, n_tokens);
+        let h = w.rows / 2;
+        for (t, row) in self.fused.chunks_exact_mut(w.rows).take(n_tokens).enumerate() {
+            let (gate, up) = row.split_at_mut(h);
+            kernels::swiglu(gate, up);
+            out[t * h..(t + 1) * h].copy_from_slice(gate);
         }
+    }
+
+    fn add_bias(&mut self, x: &mut Vec<f32>, b: &CpuWeight, n_tokens: usize) {
+        add_rows(x, b.f32.as_ref().expect("biases are small"), n_tokens);
+    }
+
+    fn swiglu(&mut self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
+        kernels::swiglu(&mut gate[..len], &up[..len]);
+    }
+
+    fn rope_store(
+        &mut self,
+        q: &mut Vec<f32>,
+        k: &mut Vec<f32>,
+        v: &Vec<f32>,
+        qk_norm: Option<[&CpuWeight; 2]>,
+        eps: f32,
+        cache: &mut CpuKvCache,
+        layer: usize,
+        s: AttnShape,
+        n_tokens: usize,
+        pos0: usize,
+    ) {
+        if let Some([qn, kn]) = qk_norm {
+            self.head_norm(q, qn, n_tokens * s.n_head, eps);
+            self.head_norm(k, kn, n_tokens * s.n_head_kv, eps);
+        }
+        self.rope(q, n_tokens, s.n_head, s.head_dim, pos0);
+        self.rope(k, n_tokens, s.n_head_kv, s.head_dim, pos0);
+        let (kw, vw) = (cache.k_width, cache.v_width);
+        assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
+        cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
+        cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
     }
 
     fn attention(
         &mut self,
         q: &Vec<f32>,
-        k: &Vec<f32>,
-        v: &Vec<f32>,
-        cache: &mut CpuKvCache,
+        cache: &CpuKvCache,
         layer: usize,
         s: AttnShape,
         n_tokens: usize,
@@ -201,9 +288,6 @@ impl Backend for CpuBackend {
         out: &mut Vec<f32>,
     ) {
         let (kw, vw) = (cache.k_width, cache.v_width);
-        assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
-        cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
-        cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
         let (kc, vc) = (&cache.k[layer], &cache.v[layer]);
         let group = s.n_head / s.n_head_kv;
         let (qw, ow) = (s.n_head * s.head_dim, s.n_head * s.head_dim_v);
@@ -228,19 +312,16 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn swiglu(&mut self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
-        kernels::swiglu(&mut gate[..len], &up[..len]);
-    }
-
-    fn add(&mut self, x: &mut Vec<f32>, y: &Vec<f32>, len: usize) {
-        x[..len].iter_mut().zip(&y[..len]).for_each(|(a, b)| *a += b);
-    }
-
     fn copy(&mut self, src: &Vec<f32>, src_off: usize, dst: &mut Vec<f32>, dst_off: usize, len: usize) {
         dst[dst_off..dst_off + len].copy_from_slice(&src[src_off..src_off + len]);
     }
 
-    fn read(&mut self, x: &Vec<f32>, offset: usize, len: usize, out: &mut [f32]) {
+    async fn read(&mut self, x: &Vec<f32>, offset: usize, len: usize, out: &mut [f32]) -> Result<()> {
         out[..len].copy_from_slice(&x[offset..offset + len]);
+        Ok(())
+    }
+
+    async fn argmax(&mut self, x: &Vec<f32>, offset: usize, len: usize) -> Result<u32> {
+        Ok(crate::sampler::argmax(&x[offset..offset + len]))
     }
 }
