@@ -92,7 +92,7 @@ impl CpuBackend {
     }
 
     /// Normalises every `w.len()`-wide head of the first `n_rows` heads of `x` in place.
-    fn head_norm(&mut self, x: &mut [f32], w: &CpuWeight, n_rows: usize, eps: f32) {
+    pub fn head_norm(&mut self, x: &mut [f32], w: &CpuWeight, n_rows: usize, eps: f32) {
         let w = w.f32.as_ref().expect("norm weights are small");
         let d = w.len();
         self.head.resize(d, 0.0);
@@ -103,7 +103,7 @@ impl CpuBackend {
     }
 
     /// Rotates every head of tokens at positions pos0.. in place.
-    fn rope(&mut self, x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
+    pub fn rope(&mut self, x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
         let rope = self.rope.as_ref().expect("set_rope is called at load");
         let width = n_heads * head_dim;
         for t in 0..n_tokens {
@@ -113,6 +113,14 @@ impl CpuBackend {
             }
         }
     }
+}
+
+/// Copies the keys and values of `n_tokens` tokens to positions pos0.. of `layer`'s cache.
+pub fn store_kv(k: &[f32], v: &[f32], cache: &mut CpuKvCache, layer: usize, n_tokens: usize, pos0: usize) {
+    let (kw, vw) = (cache.k_width, cache.v_width);
+    assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
+    cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
+    cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
 }
 
 fn add_rows(x: &mut [f32], b: &[f32], n_tokens: usize) {
@@ -271,10 +279,7 @@ impl Backend for CpuBackend {
         }
         self.rope(q, n_tokens, s.n_head, s.head_dim, pos0);
         self.rope(k, n_tokens, s.n_head_kv, s.head_dim, pos0);
-        let (kw, vw) = (cache.k_width, cache.v_width);
-        assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
-        cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
-        cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
+        store_kv(k, v, cache, layer, n_tokens, pos0);
     }
 
     fn attention(
