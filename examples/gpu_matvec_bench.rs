@@ -82,7 +82,7 @@ fn main() {
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     for _ in 0..n {
-                        op.encode(&mut pass);
+                        op.encode(&mut pass, 1);
                     }
                 }
                 ctx.submit(enc);

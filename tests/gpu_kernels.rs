@@ -135,7 +135,7 @@ fn check_case(
     let op = ctx.prepare_matvec(&w, &xb, x_off, &ob, out_off).unwrap();
     assert_eq!(op.dispatches(), w.n_pieces());
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    op.encode_pass(&mut enc);
+    op.encode_pass(&mut enc, 1);
     ctx.submit(enc);
     let rb = Readback::new(ctx, "out", out_len).unwrap();
     let mut got = vec![0f32; out_len];
@@ -249,7 +249,7 @@ fn readback_recorded_in_the_same_submit() {
     let op = ctx.prepare_matvec(&w, &xb, 0, &ob, 0).unwrap();
     let rb = Readback::new(&ctx, "out", rows).unwrap();
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    op.encode_pass(&mut enc);
+    op.encode_pass(&mut enc, 1);
     rb.encode_copy(&mut enc, &ob, 0, rows).unwrap();
     ctx.submit(enc);
     let mut got = vec![0f32; rows];
@@ -321,8 +321,8 @@ fn weights_streamed_in_chunks_of_any_size() {
         ctx.write_f32(&xb, 0, &x).unwrap();
         let outs = [ctx.alloc_f32("a", rows).unwrap(), ctx.alloc_f32("b", rows).unwrap()];
         let mut enc = ctx.device().create_command_encoder(&Default::default());
-        ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc);
-        ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc);
+        ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc, 1);
+        ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc, 1);
         ctx.submit(enc);
         let rb = Readback::new(&ctx, "rb", rows).unwrap();
         let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
