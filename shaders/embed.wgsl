@@ -1,11 +1,12 @@
 // embed.wgsl: embedding lookup, out[out_offset + t * n_cols + c] = W[ids[t]][c], for t < n_tokens,
 // the rows dequantized with the block decoders of quant/<type>.wgsl.
-// Assembled as: common.wgsl + quant/weights.wgsl + quant/<type>.wgsl + this file.
-// The quant files only offer `item_dot(row_byte, item, x0, n)` (a dot of one work item with the
-// activations they read through x4/x1); here x4/x1 return a one-hot vector at `probe`, so
-// item_dot returns the single value `probe` of the row: every product but one is an exact 0, so
-// the value is the decoder's d * q (- m) rounded as in matvec. Costs ITEM (4 or 32) times the
-// arithmetic of a plain decode, which is nothing next to a matvec over the same table.
+// Assembled as: common.wgsl + quant/weights.wgsl + quant/<type>.wgsl + tile/1.wgsl + this file.
+// The quant files only offer `item_dot(row_byte, item, n)` (the dot of one work item with the
+// activations they read through x4/x1, for the tile's one token); here x4/x1 return a one-hot
+// vector at `probe`, so item_dot returns the single value `probe` of the row: every product but
+// one is an exact 0, so the value is the decoder's d * q (- m) rounded as in matvec. Costs ITEM
+// (4 or 32) times the arithmetic of a plain decode, which is nothing next to a matvec over the
+// same table.
 //
 // Bindings (group 0):
 //   0  w     storage, read        array<u32>  one weight piece: rows row0..row0 + n_rows
@@ -43,11 +44,11 @@ struct Step {
 
 var<private> probe: u32;
 
-fn x1(i: u32) -> f32 {
+fn x1(t: u32, i: u32) -> f32 {
     return select(0.0, 1.0, i == probe);
 }
 
-fn x4(i: u32) -> vec4<f32> {
+fn x4(t: u32, i: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), vec4<f32>(1.0), vec4<u32>(probe - i) == vec4<u32>(0u, 1u, 2u, 3u));
 }
 
@@ -75,5 +76,5 @@ fn main(
         return;
     }
     probe = c;
-    out[o] = item_dot((id - p.row0) * p.row_bytes, c / ITEM, 0u, p.n_cols);
+    out[o] = item_dot((id - p.row0) * p.row_bytes, c / ITEM, p.n_cols);
 }

@@ -7,7 +7,10 @@
 
 mod common;
 
-use pocketllm::backend::gpu::{GpuContext, GpuError, GpuOptions, Readback, Variant, matvec_item_values, matvec_types};
+use pocketllm::backend::gpu::{
+    GpuBuffer, GpuContext, GpuError, GpuOptions, GpuWeight, MatmulOut, MatvecOp, Readback, Variant, matvec_item_values,
+    matvec_types,
+};
 use pocketllm::quant::{self, GgmlType};
 
 /// f32 unit roundoff (2^-24).
@@ -135,7 +138,7 @@ fn check_case(
     let op = ctx.prepare_matvec(&w, &xb, x_off, &ob, out_off).unwrap();
     assert_eq!(op.dispatches(), w.n_pieces());
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    op.encode_pass(&mut enc);
+    op.encode_pass(&mut enc, 1);
     ctx.submit(enc);
     let rb = Readback::new(ctx, "out", out_len).unwrap();
     let mut got = vec![0f32; out_len];
@@ -222,7 +225,8 @@ fn matvec_matches_cpu_reference_for_every_type_row_per_invocation() {
 #[test]
 fn runs_within_webgpu_default_limits() {
     // A device created with WebGPU's default limits (256 invocations, 8 storage buffers,
-    // 16 KiB workgroup memory, 128 MiB bindings), not the adapter's: every type, both variants.
+    // 16 KiB workgroup memory, 128 MiB bindings), not the adapter's: every type, both variants,
+    // the matvec and the matmul kernels.
     for variant in Variant::ALL {
         let opts = GpuOptions { webgpu_default_limits: true, matvec_variant: Some(variant), ..Default::default() };
         let Some(ctx) = common::gpu(&opts) else { return };
@@ -230,6 +234,11 @@ fn runs_within_webgpu_default_limits() {
         for &ty in matvec_types() {
             let cols = if ty.block_size() == 256 { 512 } else { 96 };
             check_case(&ctx, ty, 67, cols, 4, 3, 77);
+        }
+        // The token-tiled kernels and every epilogue (Split3: 6 storage buffers, 2 uniforms;
+        // Base SwiGLU: 4 KiB of workgroup memory).
+        for ty in [GgmlType::Q4_K, GgmlType::F16] {
+            matmul_type(&ctx, ty, 78);
         }
     }
 }
@@ -249,7 +258,7 @@ fn readback_recorded_in_the_same_submit() {
     let op = ctx.prepare_matvec(&w, &xb, 0, &ob, 0).unwrap();
     let rb = Readback::new(&ctx, "out", rows).unwrap();
     let mut enc = ctx.device().create_command_encoder(&Default::default());
-    op.encode_pass(&mut enc);
+    op.encode_pass(&mut enc, 1);
     rb.encode_copy(&mut enc, &ob, 0, rows).unwrap();
     ctx.submit(enc);
     let mut got = vec![0f32; rows];
@@ -321,8 +330,8 @@ fn weights_streamed_in_chunks_of_any_size() {
         ctx.write_f32(&xb, 0, &x).unwrap();
         let outs = [ctx.alloc_f32("a", rows).unwrap(), ctx.alloc_f32("b", rows).unwrap()];
         let mut enc = ctx.device().create_command_encoder(&Default::default());
-        ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc);
-        ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc);
+        ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc, 1);
+        ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc, 1);
         ctx.submit(enc);
         let rb = Readback::new(&ctx, "rb", rows).unwrap();
         let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
@@ -376,4 +385,343 @@ fn bad_calls_are_typed_errors() {
     ctx.check().unwrap();
     assert_eq!(pocketllm::Error::from(GpuError::NoAdapter("none".into())).code(), "webgpu_unavailable");
     assert_eq!(pocketllm::Error::from(GpuError::DeviceLost("gone".into())).code(), "device_lost");
+}
+
+// ---- prepare_matmul: the token-tiled product and its fused epilogues ----
+
+/// Tokens the matmul tests prepare for. Steps of 1 (decode kernel), 3 (one partial tile), 8 (one
+/// full tile of TT = 8) and 13 (a full and a partial tile); rows of later tokens must stay as
+/// they were.
+const MAX_TOKENS: usize = 13;
+const STEPS: [usize; 4] = [1, 3, 8, 13];
+
+/// |silu'(a)| <= 1.0998 for every a.
+const SILU_SLOPE: f64 = 1.1;
+
+/// Relative error of the shader's silu(a) * up, a / (1 + exp(-a)) * up, for a GPU gate within
+/// `ba` of `a`: WGSL allows exp 3 + 2|a| ulp (an ulp is at most 2u of the value), which moves
+/// 1 + exp(-a) by that times exp(-a) / (1 + exp(-a)) = 1 / (1 + exp(a)) relatively (nothing for
+/// large gates, all of it for very negative ones, whose silu is tiny); then the add, the
+/// division and the product with up round once each.
+fn silu_rel_error(a: f64, ba: f64) -> f64 {
+    let exp_ulps = 3.0 + 2.0 * (a.abs() + ba);
+    exp_ulps * 2.0 * U / (1.0 + (a - ba).exp()) + 3.0 * U
+}
+
+fn silu(a: f64) -> f64 {
+    a / (1.0 + (-a).exp())
+}
+
+/// The output stages under test (`MatmulOut` borrows its buffers, so cases are named first).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    Store,
+    Accumulate,
+    SwiGlu,
+    Split3 { bias: bool },
+}
+
+const STAGES: [Stage; 5] =
+    [Stage::Store, Stage::Accumulate, Stage::SwiGlu, Stage::Split3 { bias: false }, Stage::Split3 { bias: true }];
+
+/// Split3's q, k, v widths (67 rows, none a multiple of 64).
+const QKV: [usize; 3] = [40, 16, 11];
+
+/// The matmul test shapes: a row length per block size (a multiple of 4 for F32/F16/BF16,
+/// as more than one token needs, but not of 64), 67 rows (74 = 2 x 37 for SwiGLU).
+fn matmul_cols(ty: GgmlType) -> usize {
+    match ty.block_size() {
+        1 => 68,
+        32 => 96,
+        _ => 512,
+    }
+}
+
+fn read(ctx: &GpuContext, b: &GpuBuffer) -> Vec<f32> {
+    let rb = Readback::new(ctx, "read", b.len()).unwrap();
+    let mut v = vec![0f32; b.len()];
+    rb.read_f32_blocking(ctx, b, 0, &mut v).unwrap();
+    v
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|f| f.to_le_bytes()).collect()
+}
+
+/// One weight with its dequantized rows and the step's activations, for the checks below.
+struct Product<'a> {
+    ty: GgmlType,
+    variant: Variant,
+    deq: &'a [f32],
+    cols: usize,
+    x: &'a [f32],
+}
+
+impl Product<'_> {
+    /// The exact dot of dequantized row r with token t, and the GPU's error bound for it.
+    fn dot(&self, r: usize, t: usize) -> (f64, f64) {
+        let row = &self.deq[r * self.cols..(r + 1) * self.cols];
+        let x = &self.x[t * self.cols..(t + 1) * self.cols];
+        let exact = row.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
+        (exact, gpu_bound(self.ty, self.variant, row, x))
+    }
+
+    /// Value and tolerance of output row r of token t for `stage` (row r of the part, for
+    /// Split3 already offset to the weight's row), `init` the value the output held.
+    fn expect(&self, stage: Stage, r: usize, t: usize, init: f32, bias: &[f32]) -> (f64, f64) {
+        match stage {
+            Stage::Store => self.dot(r, t),
+            Stage::Accumulate => {
+                let (y, b) = self.dot(r, t);
+                (init as f64 + y, b + 2.0 * U * (init.abs() as f64 + y.abs()))
+            }
+            Stage::SwiGlu => {
+                let h = self.deq.len() / self.cols / 2;
+                let ((a, ba), (u, bu)) = (self.dot(r, t), self.dot(h + r, t));
+                let s = silu(a);
+                let tol = SILU_SLOPE * ba * (u.abs() + bu)
+                    + s.abs() * bu
+                    + (s.abs() + SILU_SLOPE * ba) * (u.abs() + bu) * silu_rel_error(a, ba);
+                (s * u, tol)
+            }
+            Stage::Split3 { bias: with } => {
+                let (y, b) = self.dot(r, t);
+                let bias = if with { bias[r] as f64 } else { 0.0 };
+                (y + bias, b + 2.0 * U * (y.abs() + bias.abs()))
+            }
+        }
+    }
+}
+
+/// Runs every stage of `ty` for every step on `ctx` against the f64 reference; returns the
+/// worst error / bound.
+fn matmul_type(ctx: &GpuContext, ty: GgmlType, seed: u64) -> f64 {
+    let variant = ctx.matvec_variant();
+    let cols = matmul_cols(ty);
+    let mut rng = Rng(seed | 1);
+    let xs: Vec<f32> = (0..MAX_TOKENS * cols).map(|_| rng.next() * 2.0).collect();
+    let xb = ctx.alloc_f32("x", xs.len()).unwrap();
+    ctx.write_f32(&xb, 0, &xs).unwrap();
+    let step = ctx.alloc_step("step").unwrap();
+    let bias_values: Vec<f32> = (0..67).map(|_| rng.next() * 4.0).collect();
+    let bias = ctx.upload_weight("bias", GgmlType::F32, 1, 67, &f32_bytes(&bias_values)).unwrap();
+    let mut worst = 0f64;
+    for stage in STAGES {
+        let rows = if stage == Stage::SwiGlu { 74 } else { 67 };
+        let (bytes, deq) = random_weights(ty, rows, cols, &mut rng);
+        let w = ctx.upload_weight("w", ty, rows, cols, &bytes).unwrap();
+        let widths: Vec<usize> = match stage {
+            Stage::Split3 { .. } => QKV.to_vec(),
+            Stage::SwiGlu => vec![rows / 2],
+            _ => vec![rows],
+        };
+        // Three extra values past the last token's rows must stay untouched too.
+        let outs: Vec<GpuBuffer> =
+            widths.iter().map(|&wd| ctx.alloc_f32("out", MAX_TOKENS * wd + 3).unwrap()).collect();
+        let out = match stage {
+            Stage::Store => MatmulOut::Store(&outs[0]),
+            Stage::Accumulate => MatmulOut::Accumulate(&outs[0]),
+            Stage::SwiGlu => MatmulOut::SwiGlu(&outs[0]),
+            Stage::Split3 { bias: with } => {
+                MatmulOut::Split3 { outs: [&outs[0], &outs[1], &outs[2]], widths: QKV, bias: with.then_some(&bias) }
+            }
+        };
+        let op = ctx.prepare_matmul(&w, &xb, out, MAX_TOKENS, &step).unwrap();
+        let kind = match stage {
+            Stage::Store => String::new(),
+            Stage::Accumulate => "_accumulate".into(),
+            Stage::SwiGlu => "_swiglu".into(),
+            Stage::Split3 { .. } => "_split3".into(),
+        };
+        let rpi = if variant == Variant::RowPerInvocation { "_rpi" } else { "" };
+        let want = format!("matmul_{}{kind}{rpi}:w", ty.name().to_ascii_lowercase());
+        assert_eq!(op.label(), want);
+        let p = Product { ty, variant, deq: &deq, cols, x: &xs };
+        for n in STEPS {
+            let inits: Vec<Vec<f32>> = outs
+                .iter()
+                .map(|o| match stage {
+                    Stage::Accumulate => (0..o.len()).map(|_| rng.next() * 3.0).collect(),
+                    _ => vec![-12345.5; o.len()],
+                })
+                .collect();
+            for (o, init) in outs.iter().zip(&inits) {
+                ctx.write_f32(o, 0, init).unwrap();
+            }
+            step.set(ctx, n, 0).unwrap();
+            let mut enc = ctx.device().create_command_encoder(&Default::default());
+            op.encode_pass(&mut enc, n);
+            ctx.submit(enc);
+            let mut row0 = 0;
+            for ((o, init), &width) in outs.iter().zip(&inits).zip(&widths) {
+                let got = read(ctx, o);
+                for (i, (&g, &before)) in got.iter().zip(init).enumerate() {
+                    let (t, r) = (i / width, i % width);
+                    if t >= n {
+                        assert_eq!(g, before, "{want} n={n}: value {i} past the step's tokens was written");
+                        continue;
+                    }
+                    let (exact, tol) = p.expect(stage, row0 + r, t, before, &bias_values);
+                    let err = (g as f64 - exact).abs();
+                    assert!(
+                        err <= tol + 1e-30,
+                        "{want} {rows}x{cols} n={n} token {t} row {r}: gpu {g} vs {exact}: {err:e} > {tol:e}"
+                    );
+                    worst = worst.max(err / (tol + 1e-30));
+                }
+                row0 += width;
+            }
+        }
+    }
+    worst
+}
+
+fn matmul_every_type(variant: Variant) {
+    let opts = GpuOptions { matvec_variant: Some(variant), ..Default::default() };
+    let Some(ctx) = common::gpu(&opts) else { return };
+    for (i, &ty) in matvec_types().iter().enumerate() {
+        let worst = matmul_type(&ctx, ty, 1000 + i as u64);
+        eprintln!("{variant:?} matmul {ty}: every stage, steps {STEPS:?}: worst error {worst:.3} of the bound");
+    }
+}
+
+#[test]
+fn matmul_epilogues_match_cpu_reference_base() {
+    matmul_every_type(Variant::Base);
+}
+
+#[test]
+fn matmul_epilogues_match_cpu_reference_row_per_invocation() {
+    matmul_every_type(Variant::RowPerInvocation);
+}
+
+#[test]
+fn matmul_split_weights_match_unsplit() {
+    // Store and Accumulate over a weight split into buffers of 1 KiB give exactly the unsplit
+    // results (the same sums per row), for every step; SwiGLU and Split3 refuse a split weight.
+    for variant in Variant::ALL {
+        let one = GpuOptions { matvec_variant: Some(variant), ..Default::default() };
+        let split = GpuOptions { max_binding_bytes: Some(1024), ..one.clone() };
+        let (Some(one), Some(split)) = (common::gpu(&one), common::gpu(&split)) else { return };
+        for (ty, rows, cols, pieces) in
+            [(GgmlType::Q6_K, 37, 256, 10), (GgmlType::Q4_0, 41, 96, 3), (GgmlType::F16, 11, 100, 3)]
+        {
+            let mut rng = Rng(7);
+            let (bytes, _) = random_weights(ty, rows, cols, &mut rng);
+            let xs: Vec<f32> = (0..MAX_TOKENS * cols).map(|_| rng.next()).collect();
+            let init: Vec<f32> = (0..MAX_TOKENS * rows).map(|_| rng.next()).collect();
+            for accumulate in [false, true] {
+                let mut results = Vec::new();
+                for ctx in [&one, &split] {
+                    let w = ctx.upload_weight("w", ty, rows, cols, &bytes).unwrap();
+                    let xb = ctx.alloc_f32("x", xs.len()).unwrap();
+                    ctx.write_f32(&xb, 0, &xs).unwrap();
+                    let ob = ctx.alloc_f32("out", init.len()).unwrap();
+                    let step = ctx.alloc_step("step").unwrap();
+                    let out = if accumulate { MatmulOut::Accumulate(&ob) } else { MatmulOut::Store(&ob) };
+                    let op = ctx.prepare_matmul(&w, &xb, out, MAX_TOKENS, &step).unwrap();
+                    assert_eq!(op.dispatches(), w.n_pieces());
+                    let mut per_step = Vec::new();
+                    for n in STEPS {
+                        ctx.write_f32(&ob, 0, &init).unwrap();
+                        step.set(ctx, n, 0).unwrap();
+                        let mut enc = ctx.device().create_command_encoder(&Default::default());
+                        op.encode_pass(&mut enc, n);
+                        ctx.submit(enc);
+                        per_step.push(read(ctx, &ob));
+                    }
+                    results.push((w.n_pieces(), per_step));
+                }
+                assert_eq!(results[0].0, 1);
+                assert_eq!(results[1].0, pieces, "{ty}: pieces");
+                assert!(results[0].1 == results[1].1, "{variant:?} {ty} accumulate={accumulate}: split differs");
+            }
+            // The fused stages need the whole weight in one binding.
+            let w = split.upload_weight("w", ty, 2 * rows, cols, &[bytes.clone(), bytes.clone()].concat()).unwrap();
+            let xb = split.alloc_f32("x", MAX_TOKENS * cols).unwrap();
+            let outs: Vec<GpuBuffer> = (0..3).map(|_| split.alloc_f32("o", MAX_TOKENS * 2 * rows).unwrap()).collect();
+            let step = split.alloc_step("step").unwrap();
+            let e = split.prepare_matmul(&w, &xb, MatmulOut::SwiGlu(&outs[0]), MAX_TOKENS, &step).err().unwrap();
+            assert!(matches!(&e, GpuError::Invalid(m) if m.contains("split")), "{e}");
+            let qkv = MatmulOut::Split3 {
+                outs: [&outs[0], &outs[1], &outs[2]],
+                widths: [rows, rows / 2, rows - rows / 2],
+                bias: None,
+            };
+            let e = split.prepare_matmul(&w, &xb, qkv, MAX_TOKENS, &step).err().unwrap();
+            assert!(matches!(&e, GpuError::Invalid(m) if m.contains("split")), "{e}");
+        }
+    }
+}
+
+#[test]
+fn matmul_clamps_to_max_tokens() {
+    // A step uniform holding more tokens than the op was prepared for writes only max_tokens
+    // rows: encode clamps the grid and the kernel clamps the count it reads.
+    let Some(ctx) = common::gpu(&GpuOptions::default()) else { return };
+    let (rows, cols, max) = (5, 64, 3);
+    let (bytes, _) = random_weights(GgmlType::Q8_0, rows, cols, &mut Rng(11));
+    let w = ctx.upload_weight("w", GgmlType::Q8_0, rows, cols, &bytes).unwrap();
+    let xb = ctx.alloc_f32("x", 8 * cols).unwrap();
+    ctx.write_f32(&xb, 0, &vec![1.0; 8 * cols]).unwrap();
+    let ob = ctx.alloc_f32("out", 8 * rows).unwrap();
+    ctx.write_f32(&ob, 0, &vec![-1.5; 8 * rows]).unwrap();
+    let step = ctx.alloc_step("step").unwrap();
+    let op = ctx.prepare_matmul(&w, &xb, MatmulOut::Store(&ob), max, &step).unwrap();
+    assert_eq!(op.max_tokens(), max);
+    step.set(&ctx, 8, 0).unwrap();
+    let mut enc = ctx.device().create_command_encoder(&Default::default());
+    op.encode_pass(&mut enc, 8);
+    ctx.submit(enc);
+    let got = read(&ctx, &ob);
+    assert!(got[..max * rows].iter().all(|&v| v != -1.5), "the first {max} tokens are written");
+    assert!(got[max * rows..].iter().all(|&v| v == -1.5), "nothing past max_tokens");
+}
+
+#[test]
+fn matmul_bad_calls_are_typed_errors() {
+    let Some(ctx) = common::gpu(&GpuOptions::default()) else { return };
+    let step = ctx.alloc_step("step").unwrap();
+    let invalid = |r: Result<MatvecOp, GpuError>, what: &str| match r {
+        Err(GpuError::Invalid(m)) => eprintln!("{what}: {m}"),
+        Err(e) => panic!("{what}: {e}"),
+        Ok(op) => panic!("{what}: {} was accepted", op.label()),
+    };
+    let q = ctx.upload_weight("w", GgmlType::Q4_0, 6, 64, &vec![0u8; 6 * 36]).unwrap();
+    let x = ctx.alloc_f32("x", 4 * 64).unwrap();
+    let out = ctx.alloc_f32("out", 4 * 6).unwrap();
+    let small = ctx.alloc_f32("small", 4 * 6 - 1).unwrap();
+    let tiny = ctx.alloc_f32("tiny", 4 * 3 - 1).unwrap();
+    invalid(ctx.prepare_matmul(&q, &x, MatmulOut::Store(&out), 0, &step), "no tokens");
+    invalid(ctx.prepare_matmul(&q, &x, MatmulOut::Store(&out), 5, &step), "x too short");
+    invalid(ctx.prepare_matmul(&q, &x, MatmulOut::Accumulate(&small), 4, &step), "out too short");
+    invalid(ctx.prepare_matmul(&q, &x, MatmulOut::Store(&x), 1, &step), "x is out");
+    ctx.prepare_matmul(&q, &x, MatmulOut::SwiGlu(&small), 4, &step).unwrap();
+    invalid(ctx.prepare_matmul(&q, &x, MatmulOut::SwiGlu(&tiny), 4, &step), "swiglu out too short");
+    // Rows not a multiple of 4 are fine for one token, refused for more (vec4 reads per token).
+    let f = ctx.upload_weight("f", GgmlType::F32, 6, 65, &vec![0u8; 6 * 65 * 4]).unwrap();
+    let xf = ctx.alloc_f32("xf", 2 * 65).unwrap();
+    ctx.prepare_matmul(&f, &xf, MatmulOut::Store(&out), 1, &step).unwrap();
+    invalid(ctx.prepare_matmul(&f, &xf, MatmulOut::Store(&out), 2, &step), "65 values x 2 tokens");
+    // SwiGLU needs an even row count.
+    let odd = ctx.upload_weight("odd", GgmlType::Q4_0, 5, 64, &[0u8; 5 * 36]).unwrap();
+    invalid(ctx.prepare_matmul(&odd, &x, MatmulOut::SwiGlu(&out), 1, &step), "odd swiglu");
+    // Split3: widths that do not add up, a part too short, a buffer twice, a bias of the wrong
+    // length or type.
+    let [a, b, c] = [0, 1, 2].map(|_| ctx.alloc_f32("part", 4 * 3).unwrap());
+    let split3 = |widths: [usize; 3], outs: [&GpuBuffer; 3], bias: Option<&GpuWeight>| {
+        ctx.prepare_matmul(&q, &x, MatmulOut::Split3 { outs, widths, bias }, 4, &step)
+    };
+    split3([3, 2, 1], [&a, &b, &c], None).unwrap();
+    invalid(split3([3, 2, 2], [&a, &b, &c], None), "widths add to 7");
+    invalid(split3([4, 1, 1], [&a, &b, &c], None), "part 0 too short");
+    invalid(split3([3, 2, 1], [&a, &b, &a], None), "part 2 is part 0");
+    invalid(split3([3, 2, 1], [&a, &b, &x], None), "part 2 is x");
+    let bias5 = ctx.upload_weight("b", GgmlType::F32, 1, 5, &[0u8; 20]).unwrap();
+    invalid(split3([3, 2, 1], [&a, &b, &c], Some(&bias5)), "bias of 5");
+    let bias6 = ctx.upload_weight("b", GgmlType::F32, 2, 3, &[0u8; 24]).unwrap();
+    split3([3, 2, 1], [&a, &b, &c], Some(&bias6)).unwrap();
+    let bias_q = ctx.upload_weight("b", GgmlType::Q8_0, 1, 32, &[0u8; 34]).unwrap();
+    invalid(split3([3, 2, 1], [&a, &b, &c], Some(&bias_q)), "Q8_0 bias");
+    ctx.check().unwrap();
 }

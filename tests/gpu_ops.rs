@@ -641,8 +641,8 @@ fn matvec_add_equals_matvec_then_add() {
         let mut enc = g.ctx.device().create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            mv_add.encode(&mut pass);
-            mv.encode(&mut pass);
+            mv_add.encode(&mut pass, 1);
+            mv.encode(&mut pass, 1);
             add.encode(&mut pass, 1);
         }
         g.ctx.submit(enc);

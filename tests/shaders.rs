@@ -20,10 +20,11 @@ const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
 #[test]
 fn every_kernel_variant_validates_within_default_limits() {
     let keys = all_kernel_keys();
-    // Two matvec variants and one embed kernel per weight type, then every op family's variants
-    // (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention, argmax,
-    // qk_rope_store).
-    assert_eq!(keys.len(), 3 * matvec_types().len() + op_families().len());
+    // Per weight type: matvec (decode) and matmul (prefill) kernels for two variants and four
+    // epilogues (store, accumulate, swiglu, split3), and one embed kernel; then every op family's
+    // variants (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention,
+    // argmax, qk_rope_store).
+    assert_eq!(keys.len(), (2 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
     assert_eq!(op_families().len(), 10);
     for key in keys {
         let label = key.label();

@@ -10,16 +10,15 @@ fn bf16_pair(q: u32) -> vec2<f32> {
     return vec2<f32>(bitcast<f32>(q << 16u), bitcast<f32>(q & 0xffff0000u));
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let c = 4u * i;
     let b = rb + 2u * c;
     if (c + 4u <= n) {
-        let v = vec4<f32>(bf16_pair(w_u32(b)), bf16_pair(w_u32(b + 4u)));
-        return dot(v, x4(x0 + c));
+        return xdot(vec4<f32>(bf16_pair(w_u32(b)), bf16_pair(w_u32(b + 4u))), c);
     }
-    var s = 0.0;
+    var s = Acc();
     for (var k = c; k < n; k++) {
-        s += bf16_bits(w_u16(rb + 2u * k)) * x1(x0 + k);
+        s += xmul(bf16_bits(w_u16(rb + 2u * k)), k);
     }
     return s;
 }

@@ -6,16 +6,15 @@ fn n_items(n: u32) -> u32 {
     return (n + 3u) / 4u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let c = 4u * i;
     let b = rb + 2u * c;
     if (c + 4u <= n) {
-        let v = vec4<f32>(unpack2x16float(w_u32(b)), unpack2x16float(w_u32(b + 4u)));
-        return dot(v, x4(x0 + c));
+        return xdot(vec4<f32>(unpack2x16float(w_u32(b)), unpack2x16float(w_u32(b + 4u))), c);
     }
-    var s = 0.0;
+    var s = Acc();
     for (var k = c; k < n; k++) {
-        s += w_f16(rb + 2u * k) * x1(x0 + k);
+        s += xmul(w_f16(rb + 2u * k), k);
     }
     return s;
 }

@@ -6,16 +6,15 @@ fn n_items(n: u32) -> u32 {
     return (n + 3u) / 4u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let c = 4u * i;
     let wi = rb / 4u + c;
     if (c + 4u <= n) {
-        let v = bitcast<vec4<f32>>(vec4<u32>(w[wi], w[wi + 1u], w[wi + 2u], w[wi + 3u]));
-        return dot(v, x4(x0 + c));
+        return xdot(bitcast<vec4<f32>>(vec4<u32>(w[wi], w[wi + 1u], w[wi + 2u], w[wi + 3u])), c);
     }
-    var s = 0.0;
+    var s = Acc();
     for (var k = c; k < n; k++) {
-        s += bitcast<f32>(w[rb / 4u + k]) * x1(x0 + k);
+        s += xmul(bitcast<f32>(w[rb / 4u + k]), k);
     }
     return s;
 }

@@ -8,24 +8,23 @@ fn n_items(n: u32) -> u32 {
     return n / 32u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 84u * (i / 8u);
     let j = i % 8u;
     let h = j / 4u;
     let jj = j % 4u;
-    let xb = x0 + 32u * i;
-    var sd = 0.0;
-    var sm = 0.0;
+    let c = 32u * i;
+    var sd = Acc();
+    var sm = Acc();
     for (var half = 0u; half < 2u; half++) {
-        let sc = w_u8(b + 8u * h + 2u * jj + half);
-        var sqx = 0.0;
-        var sx = 0.0;
+        var sqx = Acc();
+        var sx = Acc();
         for (var k = 0u; k < 4u; k++) {
-            let q = w_u32(b + 16u + 32u * h + 16u * half + 4u * k);
-            let xv = x4(xb + 16u * half + 4u * k);
-            sqx += dot(crumbs(q, 2u * jj), xv);
-            sx += dot(xv, vec4<f32>(1.0));
+            let xc = c + 16u * half + 4u * k;
+            sqx += xdot(crumbs(w_u32(b + 16u + 32u * h + 16u * half + 4u * k), 2u * jj), xc);
+            sx += xsum(xc);
         }
+        let sc = w_u8(b + 8u * h + 2u * jj + half);
         sd += f32(sc & 15u) * sqx;
         sm += f32(sc >> 4u) * sx;
     }

@@ -20,19 +20,19 @@ fn q3_scale(sb: u32, s: u32) -> f32 {
     return f32(i32(low | (high << 4u)) - 32);
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 110u * (i / 8u);
     let j = i % 8u;
     let h = j / 4u;
     let jj = j % 4u;
-    let xb = x0 + 32u * i;
-    var s = 0.0;
+    let c = 32u * i;
+    var s = Acc();
     for (var half = 0u; half < 2u; half++) {
-        var sqx = 0.0;
+        var sqx = Acc();
         for (var k = 0u; k < 4u; k++) {
             let l = 16u * half + 4u * k;
             let q = crumbs(w_u32(b + 32u + 32u * h + l), 2u * jj) + 4.0 * bits(w_u32(b + l), 4u * h + jj) - 4.0;
-            sqx += dot(q, x4(xb + l));
+            sqx += xdot(q, c + l);
         }
         s += q3_scale(b + 96u, 8u * h + 2u * jj + half) * sqx;
     }

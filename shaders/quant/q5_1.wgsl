@@ -7,18 +7,18 @@ fn n_items(n: u32) -> u32 {
     return n / 32u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 24u * i;
-    let xb = x0 + 32u * i;
+    let c = 32u * i;
     let qh = w_u32(b + 4u);
-    var s = 0.0;
-    var sx = 0.0;
+    var s = Acc();
+    var sx = Acc();
     for (var k = 0u; k < 4u; k++) {
         let q = w_u32(b + 8u + 4u * k);
-        let xl = x4(xb + 4u * k);
-        let xh = x4(xb + 16u + 4u * k);
-        s += dot(nib_lo(q) + 16.0 * nibble_bits(qh, k), xl) + dot(nib_hi(q) + 16.0 * nibble_bits(qh, k + 4u), xh);
-        sx += dot(xl + xh, vec4<f32>(1.0));
+        let lo = nib_lo(q) + 16.0 * nibble_bits(qh, k);
+        let hi = nib_hi(q) + 16.0 * nibble_bits(qh, k + 4u);
+        s += xdot(lo, c + 4u * k) + xdot(hi, c + 16u + 4u * k);
+        sx += xsum(c + 4u * k) + xsum(c + 16u + 4u * k);
     }
     return w_f16(b) * s + w_f16(b + 2u) * sx;
 }

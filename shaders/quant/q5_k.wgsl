@@ -9,16 +9,15 @@ fn n_items(n: u32) -> u32 {
     return n / 32u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 176u * (i / 8u);
     let j = i % 8u;
     let qb = b + 48u + 32u * (j / 2u);
-    let xb = x0 + 32u * i;
-    var sqx = 0.0;
-    var sx = 0.0;
+    let c = 32u * i;
+    var sqx = Acc();
+    var sx = Acc();
     for (var k = 0u; k < 8u; k++) {
         let q = w_u32(qb + 4u * k);
-        let xv = x4(xb + 4u * k);
         var qv: vec4<f32>;
         if (j % 2u == 0u) {
             qv = nib_lo(q);
@@ -26,8 +25,8 @@ fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
             qv = nib_hi(q);
         }
         qv += 16.0 * bits(w_u32(b + 16u + 4u * k), j);
-        sqx += dot(qv, xv);
-        sx += dot(xv, vec4<f32>(1.0));
+        sqx += xdot(qv, c + 4u * k);
+        sx += xsum(c + 4u * k);
     }
     let sm = scale_min_k4(b + 4u, j);
     return w_f16(b) * sm.x * sqx - w_f16(b + 2u) * sm.y * sx;

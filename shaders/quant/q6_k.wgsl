@@ -9,15 +9,15 @@ fn n_items(n: u32) -> u32 {
     return n / 32u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 210u * (i / 8u);
     let j = i % 8u;
     let h = j / 4u;
     let kk = j % 4u;
-    let xb = x0 + 32u * i;
-    var s = 0.0;
+    let c = 32u * i;
+    var s = Acc();
     for (var half = 0u; half < 2u; half++) {
-        var sqx = 0.0;
+        var sqx = Acc();
         for (var k = 0u; k < 4u; k++) {
             let l = 16u * half + 4u * k;
             let lq = w_u32(b + 64u * h + 32u * (kk % 2u) + l);
@@ -28,7 +28,7 @@ fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
                 low = nib_hi(lq);
             }
             let q = low + 16.0 * crumbs(w_u32(b + 128u + 32u * h + l), 2u * kk) - 32.0;
-            sqx += dot(q, x4(xb + l));
+            sqx += xdot(q, c + l);
         }
         let sc = f32(bitcast<i32>(w_u8(b + 192u + 8u * h + 2u * kk + half) << 24u) >> 24u);
         s += sc * sqx;

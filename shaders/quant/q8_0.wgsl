@@ -6,12 +6,12 @@ fn n_items(n: u32) -> u32 {
     return n / 32u;
 }
 
-fn item_dot(rb: u32, i: u32, x0: u32, n: u32) -> f32 {
+fn item_dot(rb: u32, i: u32, n: u32) -> Acc {
     let b = rb + 34u * i;
-    let xb = x0 + 32u * i;
-    var s = 0.0;
+    let c = 32u * i;
+    var s = Acc();
     for (var k = 0u; k < 8u; k++) {
-        s += dot(bytes_i(w_u32(b + 2u + 4u * k)), x4(xb + 4u * k));
+        s += xdot(bytes_i(w_u32(b + 2u + 4u * k)), c + 4u * k);
     }
     return w_f16(b) * s;
 }

@@ -4,6 +4,8 @@
 //                                       // plus one more zero word (so w[i + 1] always exists)
 // Blocks are not 4-byte aligned (Q4_0 is 18 bytes), so every fetch takes a byte offset. The
 // fetches are branch-free: neighbouring invocations often disagree on alignment.
+// The quant/<type>.wgsl files that follow return their dot products as a tile file's `Acc`
+// (shaders/tile/<TT>.wgsl: one f32 per token), made with its xdot/xsum/xmul.
 
 // Byte at byte offset `b`.
 fn w_u8(b: u32) -> u32 {

@@ -16,12 +16,22 @@ const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
 const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 const QK_ROPE_STORE: &str = include_str!("../../../shaders/qk_rope_store.wgsl");
+const TILE_1: &str = include_str!("../../../shaders/tile/1.wgsl");
+const TILE_8: &str = include_str!("../../../shaders/tile/8.wgsl");
+const STORE: &str = include_str!("../../../shaders/epilogue/store.wgsl");
+const ACCUMULATE: &str = include_str!("../../../shaders/epilogue/accumulate.wgsl");
+const SWIGLU: &str = include_str!("../../../shaders/epilogue/swiglu.wgsl");
+const SPLIT3: &str = include_str!("../../../shaders/epilogue/split3.wgsl");
 
 /// A kernel family: one shader file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KernelFamily {
-    /// Decode matrix-vector product over quantized weights (`shaders/matvec.wgsl`).
-    Matvec,
+    /// Matrix product over quantized weights, one token per workgroup: the decode kernel
+    /// (`shaders/matvec.wgsl` with TT = 1).
+    Matvec(Epilogue),
+    /// The same product for a tile of [`Variant::tile_tokens`] tokens per workgroup, each weight
+    /// block read once per tile: the prefill kernel (`shaders/matvec.wgsl`).
+    Matmul(Epilogue),
     /// Embedding rows for token ids, any weight type (`shaders/embed.wgsl`).
     Embed,
     /// RMS norm per row or per head (`shaders/rms_norm.wgsl`); `in_place` reads its output buffer.
@@ -38,6 +48,43 @@ pub enum KernelFamily {
     Argmax,
     /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`).
     QkRopeStore,
+}
+
+/// What the matvec/matmul kernels do with each finished dot product: the epilogue file
+/// (`shaders/epilogue/<name>.wgsl`) compiled into the variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Epilogue {
+    /// out = W x.
+    Store,
+    /// out += W x (the residual add fused into the output projection).
+    Accumulate,
+    /// out = silu(W_gate x) * (W_up x), gate and up rows in one weight.
+    SwiGlu,
+    /// q, k, v rows of one weight to three buffers, with an optional bias.
+    Split3,
+}
+
+impl Epilogue {
+    pub const ALL: [Epilogue; 4] = [Epilogue::Store, Epilogue::Accumulate, Epilogue::SwiGlu, Epilogue::Split3];
+
+    /// The epilogue's file name and label suffix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Epilogue::Store => "store",
+            Epilogue::Accumulate => "accumulate",
+            Epilogue::SwiGlu => "swiglu",
+            Epilogue::Split3 => "split3",
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Epilogue::Store => STORE,
+            Epilogue::Accumulate => ACCUMULATE,
+            Epilogue::SwiGlu => SWIGLU,
+            Epilogue::Split3 => SPLIT3,
+        }
+    }
 }
 
 /// The operations of `shaders/elementwise.wgsl` (its `OP` constant).
@@ -75,6 +122,24 @@ impl Variant {
         }
     }
 
+    /// Tokens per workgroup of the prefill (`matmul_*`) kernels, the `TT` of `matvec.wgsl`
+    /// (`shaders/tile/<TT>.wgsl`). Each weight word is fetched and unpacked once per tile, so a
+    /// GPU, where prefill is bound by weight bandwidth, reads the weights 8x less often than one
+    /// matvec per token. The cost is registers: an invocation keeps one sum per token (a
+    /// `mat2x4<f32>`), two for the types that also sum x (Q4_1, Q5_1, K-quants), and Base's
+    /// reduction holds 64 x 8 (x2 for SwiGLU) floats, 4 KiB of the 16 KiB default. 8 rather
+    /// than 4: on lavapipe (RowPerInvocation, compute-bound) a token of a 32-token prefill
+    /// costs 1.5-3.4x less than a decode step with 8 and about the same or a little less than
+    /// with 4 (a vec4<f32> `Acc`; `examples/gpu_matvec_bench.rs`, noisy two-core machine).
+    /// 16 would need 16 sums per invocation (32 with the sums of x), past what keeps GPU
+    /// occupancy up.
+    pub fn tile_tokens(self) -> usize {
+        match self {
+            Variant::Base => 8,
+            Variant::RowPerInvocation => 8,
+        }
+    }
+
     /// The default for an adapter: `RowPerInvocation` on CPU adapters, else `Base`.
     pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
         if info.device_type == wgpu::DeviceType::Cpu { Variant::RowPerInvocation } else { Variant::Base }
@@ -90,8 +155,24 @@ pub struct KernelKey {
 }
 
 impl KernelKey {
+    /// The decode kernel that stores `W x`.
     pub fn matvec(ty: GgmlType, variant: Variant) -> Self {
-        KernelKey { family: KernelFamily::Matvec, ty: Some(ty), variant }
+        KernelKey::product(ty, variant, Epilogue::Store, false)
+    }
+
+    /// A matrix-product kernel: one token per workgroup (`tiled` false, `matvec_*`) or a tile of
+    /// [`Variant::tile_tokens`] (`matmul_*`), with its epilogue.
+    pub fn product(ty: GgmlType, variant: Variant, epilogue: Epilogue, tiled: bool) -> Self {
+        let family = if tiled { KernelFamily::Matmul(epilogue) } else { KernelFamily::Matvec(epilogue) };
+        KernelKey { family, ty: Some(ty), variant }
+    }
+
+    /// Tokens per workgroup (`TT`): 1 but for the `matmul_*` kernels.
+    pub fn tile_tokens(&self) -> usize {
+        match self.family {
+            KernelFamily::Matmul(_) => self.variant.tile_tokens(),
+            _ => 1,
+        }
     }
 
     /// A kernel of a family that reads no weights (one `Base` variant each).
@@ -103,10 +184,12 @@ impl KernelKey {
         KernelKey { family: KernelFamily::Embed, ty: Some(ty), variant: Variant::Base }
     }
 
-    /// `matvec_q4_k`, `matvec_f32`, ...; variants other than `Base` add a suffix (`_sg`, `_f16`).
+    /// `matvec_q4_k`, `matvec_f32`, `matmul_q4_0_swiglu_rpi`, ...: family, weight type, the
+    /// epilogue unless it is `store`, then a suffix for variants other than `Base` (`_rpi`).
     pub fn label(&self) -> String {
         let family = match self.family {
-            KernelFamily::Matvec => "matvec",
+            KernelFamily::Matvec(_) => "matvec",
+            KernelFamily::Matmul(_) => "matmul",
             KernelFamily::Embed => "embed",
             KernelFamily::RmsNorm { in_place: false } => "rms_norm",
             KernelFamily::RmsNorm { in_place: true } => "rms_norm_inplace",
@@ -123,6 +206,12 @@ impl KernelKey {
         if let Some(ty) = self.ty {
             s.push('_');
             s.push_str(&ty.name().to_ascii_lowercase());
+        }
+        if let KernelFamily::Matvec(e) | KernelFamily::Matmul(e) = self.family
+            && e != Epilogue::Store
+        {
+            s.push('_');
+            s.push_str(e.name());
         }
         match self.variant {
             Variant::Base => {}
@@ -154,6 +243,15 @@ fn quant_source(ty: GgmlType) -> Option<&'static str> {
     })
 }
 
+/// The tile file of `tt` tokens per workgroup (`shaders/tile/<tt>.wgsl`).
+fn tile_source(tt: usize) -> Result<&'static str, GpuError> {
+    match tt {
+        1 => Ok(TILE_1),
+        8 => Ok(TILE_8),
+        _ => Err(GpuError::Invalid(format!("no tile file for {tt} tokens per workgroup"))),
+    }
+}
+
 /// Values per work item in the matvec kernel of `ty` (the `ITEM` constant of its quant file):
 /// the length of the innermost sequential f32 sum, which the GPU tests' error bound uses.
 pub fn matvec_item_values(ty: GgmlType) -> usize {
@@ -176,20 +274,24 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
         format!("// {label}: generated from common.wgsl + {file}\n{COMMON}\n{prelude}{body}")
     };
     Ok(match key.family {
-        KernelFamily::Matvec => {
+        KernelFamily::Matvec(e) | KernelFamily::Matmul(e) => {
             let (name, quant) = weight_source("matvec")?;
+            let (epilogue, tt) = (e.name(), key.tile_tokens());
             format!(
-                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + matvec.wgsl\n\
-                 {COMMON}\n{WEIGHTS}\n{quant}\n// variant {:?}\nconst TPR: u32 = {}u;\n{MATVEC}",
+                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + tile/{tt}.wgsl + \
+                 epilogue/{epilogue}.wgsl + matvec.wgsl\n\
+                 {COMMON}\n{WEIGHTS}\n{quant}\n{}\n// variant {:?}\nconst TPR: u32 = {}u;\n{}\n{MATVEC}",
+                tile_source(tt)?,
                 key.variant,
-                key.variant.threads_per_row()
+                key.variant.threads_per_row(),
+                e.source()
             )
         }
         KernelFamily::Embed => {
             let (name, quant) = weight_source("embed")?;
             format!(
-                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + embed.wgsl\n\
-                 {COMMON}\n{WEIGHTS}\n{quant}\n{EMBED}"
+                "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + tile/1.wgsl + \
+                 embed.wgsl\n{COMMON}\n{WEIGHTS}\n{quant}\n{TILE_1}\n{EMBED}"
             )
         }
         KernelFamily::RmsNorm { in_place } => {
@@ -215,8 +317,14 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
 /// Every kernel variant the crate can build (what `tests/shaders.rs` validates).
 pub fn all_kernel_keys() -> Vec<KernelKey> {
     let types = super::matvec_types();
-    let mut keys: Vec<KernelKey> =
-        Variant::ALL.iter().flat_map(|&v| types.iter().map(move |&t| KernelKey::matvec(t, v))).collect();
+    let mut keys = Vec::new();
+    for v in Variant::ALL {
+        for tiled in [false, true] {
+            for e in Epilogue::ALL {
+                keys.extend(types.iter().map(|&t| KernelKey::product(t, v, e, tiled)));
+            }
+        }
+    }
     keys.extend(types.iter().map(|&t| KernelKey::embed(t)));
     keys.extend(op_families().into_iter().map(KernelKey::op));
     keys

@@ -8,8 +8,10 @@
 //! - [`GpuWeight`]: a tensor's GGUF block bytes uploaded unchanged (padded to 4), split by whole
 //!   rows into several buffers when it is larger than the binding limit, written whole or
 //!   streamed in chunks of any size as they arrive ([`WeightUpload`]);
-//! - [`MatvecOp`]: the decode matrix-vector product for every weight type, recorded into a
-//!   compute pass (bind groups and uniforms built once, nothing allocated per call);
+//! - [`MatvecOp`]: the matrix products for every weight type, the decode matrix-vector kernel
+//!   and the token-tiled prefill kernel, with fused epilogues ([`MatmulOut`]: store, residual
+//!   add, SwiGLU, q/k/v split), recorded into a compute pass (bind groups and uniforms built
+//!   once, nothing allocated per call);
 //! - [`Readback`]: a reusable mappable staging buffer, read with the future-based pattern that
 //!   works on wasm too (`map_async` + a oneshot; natively the device is polled);
 //! - [`GpuOp`]: the other decode/prefill ops (embed, rms_norm, head norm, add, add_bias, swiglu,
@@ -29,9 +31,10 @@ mod weights;
 
 pub use context::{GpuContext, GpuOptions};
 pub use kernels::{
-    ElementwiseOp, KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, op_families, shader_source,
+    ElementwiseOp, Epilogue, KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, op_families,
+    shader_source,
 };
-pub use matvec::{MATVEC_WORKGROUP_SIZE, MatvecOp, matvec_types};
+pub use matvec::{MATVEC_WORKGROUP_SIZE, MatmulOut, MatvecOp, matvec_types};
 pub use ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};
 pub use readback::Readback;
 pub use weights::{GpuBuffer, GpuWeight, WeightUpload};
