@@ -51,33 +51,51 @@ fn tokenize_and_detokenize_round_trip() {
     assert_eq!(String::from_utf8(o.stdout).unwrap().trim_start(), "Once upon a time");
 }
 
+/// Whether this machine has a GPU adapter (SKIPPED said loudly when not; CI=true fails).
+fn has_gpu() -> bool {
+    common::gpu(&pocketllm::backend::gpu::GpuOptions::default()).is_some()
+}
+
 #[test]
-fn run_greedy_prints_the_golden_story() {
+fn run_greedy_prints_the_golden_story_on_every_backend() {
     let Some(m) = fixture_path(STORIES) else { return };
     let golden: serde_json::Value =
         serde_json::from_slice(&common::read_fixture("goldens/stories260K-F32.json").unwrap()).unwrap();
     let expected = golden["prompt"]["greedy_text"].as_str().unwrap();
-    let o = pocketllm(&[
-        "run",
-        "--model",
-        &m,
-        "--prompt",
-        "Once upon a time",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "64",
-        "--backend",
-        "cpu",
-    ]);
+    let backends: &[&str] = if has_gpu() { &["cpu", "gpu"] } else { &["cpu"] };
+    for &backend in backends {
+        let args = ["run", "--model", &m, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "64"];
+        let o = pocketllm(&[&args[..], &["--backend", backend]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = String::from_utf8(o.stdout.clone()).unwrap();
+        assert_eq!(text.strip_suffix('\n').unwrap(), expected, "--backend {backend}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("prefill")
+                && err.contains("decode")
+                && err.contains("tok/s")
+                && err.contains(&format!("backend {backend} (")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn auto_says_which_backend_it_took_and_why() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let o = pocketllm(&["run", "--model", &m, "--prompt", "Once", "--temperature", "0", "--max-tokens", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8(o.stdout.clone()).unwrap();
-    assert_eq!(text.strip_suffix('\n').unwrap(), expected);
     let err = stderr(&o);
-    assert!(
-        err.contains("prefill") && err.contains("decode") && err.contains("tok/s") && err.contains("backend cpu"),
-        "{err}"
-    );
+    let line = err.lines().find(|l| l.starts_with("backend: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains("(auto: "), "{line}");
+    match common::gpu(&pocketllm::backend::gpu::GpuOptions::default()) {
+        // lavapipe / SwiftShader: correct but slower than the CPU backend, so auto passes.
+        Some(ctx) if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu => {
+            assert!(line.starts_with("backend: cpu") && line.contains("software renderer"), "{line}")
+        }
+        Some(_) => assert!(line.starts_with("backend: gpu"), "{line}"),
+        None => assert!(line.starts_with("backend: cpu"), "{line}"),
+    }
 }
 
 #[test]
@@ -108,22 +126,9 @@ fn logits_writes_every_position() {
     }
 }
 
-#[test]
-fn bench_prints_one_json_line() {
-    let Some(m) = fixture_path(STORIES) else { return };
-    let o = pocketllm(&[
-        "bench",
-        "--model",
-        &m,
-        "--prompt-tokens",
-        "16",
-        "--gen-tokens",
-        "8",
-        "--threads",
-        "1",
-        "--backend",
-        "cpu",
-    ]);
+fn bench(m: &str, backend: &str) -> serde_json::Value {
+    let args = ["bench", "--model", m, "--prompt-tokens", "16", "--gen-tokens", "8", "--backend", backend];
+    let o = pocketllm(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -131,9 +136,28 @@ fn bench_prints_one_json_line() {
     for key in ["load_ms", "prefill_tok_s", "decode_tok_s"] {
         assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
     }
-    assert_eq!(v["backend"], "cpu");
-    assert_eq!(v["threads"], 1);
     assert_eq!(v["gen_tokens"], 8);
+    v
+}
+
+#[test]
+fn bench_prints_one_json_line_with_the_per_token_work() {
+    let Some(m) = fixture_path(STORIES) else { return };
+    let v = bench(&m, "cpu");
+    assert_eq!(v["backend"], "cpu (1 thread)");
+    assert_eq!(v["per_decode_token"]["dispatches"], 0.0, "{v}");
+    if !has_gpu() {
+        return;
+    }
+    let v = bench(&m, "gpu");
+    assert!(v["backend"].as_str().unwrap().starts_with("gpu ("), "{v}");
+    // stories260K: 5 layers of 8 dispatches, plus embed, final norm, head and argmax.
+    let t = &v["per_decode_token"];
+    assert_eq!(
+        (t["submits"].as_f64(), t["dispatches"].as_f64(), t["bytes_read"].as_f64()),
+        (Some(1.0), Some(44.0), Some(4.0)),
+        "{v}"
+    );
 }
 
 /// Each case must fail with exit code 1 or 2 and a single `error` line naming the problem.

@@ -4,7 +4,9 @@
 
 mod common;
 
+use pocketllm::backend::Backend;
 use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::backend::gpu::{GpuBackend, GpuOptions};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
 use pocketllm::quant::GgmlType;
@@ -24,12 +26,20 @@ use serde_json::Value as Json;
 /// - Quantized weights: activations are quantized to Q8_0/Q8_1/Q8_K as in ggml, but a tiny
 ///   upstream difference can flip one rounding step and move logits by the 0.03-0.1 the README
 ///   measured between ggml's native and dequantized paths; 0.15 (random) / 0.3 (stories260K).
-fn tolerance(quant: &str, stories: bool, x: f32) -> f32 {
+///
+/// On the GPU, quantized weights multiply f32 activations (ggml's "dequantized" path) where
+/// llama.cpp's CPU quantizes the activations to 8 bits first, so the two differ by that
+/// rounding: measured up to 0.16 (synthetic Q2_K) and 0.23 (stories260K Q4_0), where a wrong
+/// rope, norm or mask moves logits by whole units. F16/BF16/F32 keep the CPU's tolerances (the
+/// GPU skips the f16 rounding of activations: 8e-3 measured on stories260K F16).
+fn tolerance(quant: &str, stories: bool, x: f32, gpu: bool) -> f32 {
     match (quant, stories) {
         ("F32", _) => 1e-4 + 1e-4 * x.abs(),
         ("F16", false) => 0.01,
         ("F16", true) => 0.02,
         ("BF16", _) => 0.05,
+        (_, false) if gpu => 0.25,
+        (_, true) if gpu => 0.45,
         (_, false) => 0.15,
         (_, true) => 0.3,
     }
@@ -95,9 +105,9 @@ impl Fixture {
     }
 
     /// The model, or `None` (said loudly) for architectures not supported yet.
-    fn model(&self) -> Option<Model<CpuBackend>> {
+    fn model<B: Backend>(&self, backend: B) -> Option<Model<B>> {
         let gguf = Gguf::parse(&self.bytes).unwrap();
-        match Model::load(&gguf, &self.bytes, CpuBackend::new(2).unwrap(), &ModelOptions::default()) {
+        match Model::load(&gguf, &self.bytes, backend, &ModelOptions::default()) {
             Ok(m) => Some(m),
             Err(e @ pocketllm::Error::UnsupportedModel(_)) => {
                 let arch = self.json["architecture"].as_str().unwrap();
@@ -133,8 +143,19 @@ impl Fixture {
     }
 }
 
-fn check_logits(fx: &Fixture) {
-    let Some(mut model) = fx.model() else { return };
+/// The CPU backend the parity tests run on.
+fn cpu() -> Option<CpuBackend> {
+    Some(CpuBackend::new(2).unwrap())
+}
+
+/// The GPU backend (lavapipe on CI), or `None` after a loud SKIPPED line without an adapter.
+fn gpu() -> Option<GpuBackend> {
+    common::gpu(&GpuOptions::default()).map(|ctx| GpuBackend::with_context(ctx).unwrap())
+}
+
+fn check_logits<B: Backend>(fx: &Fixture, backend: fn() -> Option<B>) {
+    let Some(backend) = backend() else { return };
+    let Some(mut model) = fx.model(backend) else { return };
     let n_vocab = model.n_vocab();
     let mut worst = 0f32;
     for Sequence { tokens, row_offset, .. } in fx.sequences() {
@@ -145,7 +166,7 @@ fn check_logits(fx: &Fixture) {
             let d = (a - b).abs();
             worst = worst.max(d);
             assert!(
-                d <= tolerance(fx.quant(), fx.is_stories(), b),
+                d <= tolerance(fx.quant(), fx.is_stories(), b, model.backend.name() == "gpu"),
                 "{}: position {} token {}: ours {a}, llama.cpp {b}",
                 fx.rel,
                 i / n_vocab,
@@ -153,25 +174,26 @@ fn check_logits(fx: &Fixture) {
             );
         }
     }
-    eprintln!("{}: max |Δlogit| {worst:.3e}", fx.rel);
+    eprintln!("{} ({}): max |Δlogit| {worst:.3e}", fx.rel, model.backend.name());
 }
 
 /// Greedy steps one token at a time after a batched prompt; equal to llama.cpp's until the
 /// first step whose top-2 margin is within the tolerance (a near-tie may legitimately flip).
 /// Returns how many steps were compared.
-fn check_greedy(fx: &Fixture) -> usize {
-    let Some(mut model) = fx.model() else { return 0 };
+/// The argmax is taken where the logits are (`forward_greedy`: on the GPU, one id read back).
+fn check_greedy<B: Backend>(fx: &Fixture, backend: fn() -> Option<B>) -> usize {
+    let Some(backend) = backend() else { return 0 };
+    let Some(mut model) = fx.model(backend) else { return 0 };
     let mut compared = 0;
     for Sequence { tokens, greedy, margins, .. } in fx.sequences() {
-        let mut logits = model.forward(&tokens, 0, Logits::Last).unwrap();
+        let mut got = pollster::block_on(model.forward_greedy(&tokens, 0)).unwrap();
         for (step, (&want, &margin)) in greedy.iter().zip(&margins).enumerate() {
-            if margin <= 2.0 * tolerance(fx.quant(), fx.is_stories(), 0.0) {
+            if margin <= 2.0 * tolerance(fx.quant(), fx.is_stories(), 0.0, model.backend.name() == "gpu") {
                 break;
             }
-            let got = argmax(&logits);
-            assert_eq!(got, want, "{}: greedy step {step} after {tokens:?}", fx.rel);
+            assert_eq!(got, want, "{} ({}): greedy step {step} after {tokens:?}", fx.rel, model.backend.name());
             compared += 1;
-            logits = model.forward(&[got], tokens.len() + step, Logits::Last).unwrap();
+            got = pollster::block_on(model.forward_greedy(&[got], tokens.len() + step)).unwrap();
         }
     }
     compared
@@ -189,44 +211,92 @@ fn synth_goldens() -> Vec<Fixture> {
     paths.iter().map(|p| Fixture::synth(p)).collect()
 }
 
+fn logits_on_synthetic_models<B: Backend>(backend: fn() -> Option<B>) {
+    for fx in synth_goldens() {
+        check_logits(&fx, backend);
+    }
+}
+
+fn greedy_on_synthetic_models<B: Backend>(backend: fn() -> Option<B>) {
+    let fixtures = synth_goldens();
+    let compared: usize = fixtures.iter().map(|fx| check_greedy(fx, backend)).sum();
+    // Of 52 models x 2 sequences x 16 steps, random weights give many near-ties that end a
+    // comparison early: 352 steps are decisive on the CPU, 295 with the GPU's wider quantized
+    // tolerance. The floor guards against comparing nothing.
+    eprintln!("greedy steps compared: {compared}");
+    assert!(compared >= 250 || backend().is_none(), "only {compared} greedy steps were decisive enough to compare");
+}
+
+fn logits_on_every_fixture<B: Backend>(backend: fn() -> Option<B>) {
+    for rel in common::fixture_models() {
+        check_logits(&Fixture::load(&rel), backend);
+    }
+}
+
+fn greedy_on_every_fixture<B: Backend>(backend: fn() -> Option<B>) {
+    let compared: usize = common::fixture_models().iter().map(|rel| check_greedy(&Fixture::load(rel), backend)).sum();
+    eprintln!("greedy steps compared: {compared}");
+    // 608 decisive steps measured over the fixture models.
+    let skipped = common::fixtures().is_none() || backend().is_none();
+    assert!(compared >= 500 || skipped, "only {compared} greedy steps compared");
+}
+
 #[test]
 fn logits_match_llama_cpp_on_synthetic_models() {
-    for fx in synth_goldens() {
-        check_logits(&fx);
-    }
+    logits_on_synthetic_models(cpu);
+}
+
+#[test]
+fn gpu_logits_match_llama_cpp_on_synthetic_models() {
+    logits_on_synthetic_models(gpu);
 }
 
 #[test]
 fn greedy_matches_llama_cpp_on_synthetic_models() {
-    let fixtures = synth_goldens();
-    let compared: usize = fixtures.iter().map(check_greedy).sum();
-    // Of 52 models x 2 sequences x 16 steps, random weights give many near-ties that end a
-    // comparison early: 352 steps are decisive. The floor guards against comparing nothing.
-    eprintln!("greedy steps compared: {compared}");
-    assert!(compared >= 300, "only {compared} greedy steps were decisive enough to compare");
+    greedy_on_synthetic_models(cpu);
+}
+
+#[test]
+fn gpu_greedy_matches_llama_cpp_on_synthetic_models() {
+    greedy_on_synthetic_models(gpu);
 }
 
 #[test]
 fn logits_match_llama_cpp_on_every_fixture() {
-    for rel in common::fixture_models() {
-        check_logits(&Fixture::load(&rel));
-    }
+    logits_on_every_fixture(cpu);
+}
+
+#[test]
+fn gpu_logits_match_llama_cpp_on_every_fixture() {
+    logits_on_every_fixture(gpu);
 }
 
 #[test]
 fn greedy_continuations_match_llama_cpp() {
-    let compared: usize = common::fixture_models().iter().map(|rel| check_greedy(&Fixture::load(rel))).sum();
-    eprintln!("greedy steps compared: {compared}");
-    // 608 decisive steps measured over the fixture models.
-    assert!(compared >= 500 || common::fixtures().is_none(), "only {compared} greedy steps compared");
+    greedy_on_every_fixture(cpu);
+}
+
+#[test]
+fn gpu_greedy_continuations_match_llama_cpp() {
+    greedy_on_every_fixture(gpu);
+}
+
+#[test]
+fn stories260k_greedy_story_matches() {
+    story_matches(cpu);
+}
+
+#[test]
+fn gpu_stories260k_greedy_story_matches() {
+    story_matches(gpu);
 }
 
 /// stories260K's 64-token story for "Once upon a time", token for token.
-#[test]
-fn stories260k_greedy_story_matches() {
+fn story_matches<B: Backend>(backend: fn() -> Option<B>) {
     for rel in common::fixture_models().into_iter().filter(|r| r.contains("stories260K")) {
         let fx = Fixture::load(&rel);
-        let Some(mut model) = fx.model() else { continue };
+        let Some(backend) = backend() else { return };
+        let Some(mut model) = fx.model(backend) else { continue };
         let p = &fx.json["prompt"];
         let prompt: Vec<u32> =
             p["token_ids_with_bos"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();

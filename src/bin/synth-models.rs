@@ -8,8 +8,8 @@
 //! files by `tools/make_goldens.py`.
 //!
 //! `--shape smollm2-135m` writes benchmark-sized models instead: SmolLM2-135M's shape with random
-//! weights, as `smollm2-135m-{TYPE}.gguf` (default types Q8_0, Q4_0, F16; K-quants cannot store
-//! its 576-wide rows).
+//! weights, as `smollm2-135m-{TYPE}.gguf` (default types Q8_0, Q4_0, F16; a K-quant stores its
+//! 576-wide matrices in llama-quantize's fallback type, e.g. Q4_K -> Q5_0 with ffn_down in Q4_K).
 
 use pocketllm::quant::GgmlType;
 use pocketllm::synth::{GOLDEN_SEED, SYNTH_TYPES, SynthArch, SynthConfig, synth_model_with};

@@ -16,7 +16,7 @@
 //! The golden models keep every matrix row a multiple of 256 (the K-quant super-block) and use
 //! a complete 512-token SentencePiece vocabulary that llama.cpp loads (see [`vocab`]).
 //! [`synth_model_with`] builds any [`SynthConfig`], such as the benchmark-sized
-//! [`SynthConfig::smollm2_135m`], whose 576-wide rows only fit types with 32-value blocks.
+//! [`SynthConfig::smollm2_135m`], whose 576-wide rows K-quants store as llama-quantize does.
 
 mod rope;
 pub mod vocab;
@@ -67,14 +67,18 @@ pub struct SynthConfig {
     /// Llama 3 rope scaling, written as a `rope_freqs.weight` tensor (the first tensor, as
     /// llama.cpp's converter writes it).
     pub llama3_rope: Option<Llama3Rope>,
+    /// Store matrices whose rows are not whole K-quant super-blocks in llama-quantize's
+    /// fallback type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), as real K-quant files of
+    /// narrow models are; otherwise such a type is an error.
+    pub kquant_fallback: bool,
 }
 
 impl SynthConfig {
     /// SmolLM2-135M's shape (Llama architecture): 576 wide, 30 layers, 9 heads × 64 on 3 KV
     /// heads, FFN 1536, 49152 tokens, context 2048, theta 1e5, eps 1e-5, tied embeddings; use
     /// with [`SynthArch::Llama`]. For benchmarks: about 135M parameters of random weights.
-    /// Rows of 576 are not whole K-quant super-blocks: only F32, F16, BF16 and the 32-value
-    /// block types (Q4_0 … Q8_0) can store it.
+    /// Rows of 576 are not whole K-quant super-blocks: as with the real model's K-quant files,
+    /// those matrices fall back to a 32-value block type (`kquant_fallback`).
     pub fn smollm2_135m() -> SynthConfig {
         SynthConfig {
             hidden: 576,
@@ -91,6 +95,7 @@ impl SynthConfig {
             qk_norm: false,
             tied_output: true,
             llama3_rope: None,
+            kquant_fallback: true,
         }
     }
 }
@@ -160,6 +165,7 @@ impl SynthArch {
             qk_norm: false,
             tied_output: false,
             llama3_rope: None,
+            kquant_fallback: false,
         };
         match self {
             SynthArch::Llama => base,
@@ -251,17 +257,28 @@ pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u6
         tensors.push(("output.weight".into(), dims(h, nv), Init::Matrix));
     }
 
-    // Refuse a type that cannot store some row before spending time on the values.
+    // The type of each matrix, refusing one that cannot store some row before spending time on
+    // the values.
+    let matrix_type = |row_len: usize| match check_row_type(ty, row_len) {
+        Err(QuantError::PartialBlock { .. }) if c.kquant_fallback && kquant_fallback(ty).is_some() => {
+            kquant_fallback(ty).ok_or(QuantError::NotApplicable(ty))
+        }
+        Err(e) => Err(e),
+        Ok(_) => Ok(ty),
+    };
     for (_, shape, init) in &tensors {
         if matches!(init, Init::Matrix) {
-            check_row_type(ty, shape[0] as usize)?;
+            check_row_type(matrix_type(shape[0] as usize)?, shape[0] as usize)?;
         }
     }
 
     for (name, shape, init) in tensors {
         let values = init.values(seed, &name, shape.iter().product::<u64>() as usize);
         let (t, data) = match init {
-            Init::Matrix => (ty, store_rows(ty, &values, shape[0] as usize)?),
+            Init::Matrix => {
+                let t = matrix_type(shape[0] as usize)?;
+                (t, store_rows(t, &values, shape[0] as usize)?)
+            }
             // 1-D tensors (norms, biases, rope factors) stay F32, as llama.cpp's quantizer leaves them.
             _ => (GgmlType::F32, f32_bytes(&values)),
         };
@@ -330,6 +347,16 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// llama-quantize's type for rows a K-quant cannot store (`llama_tensor_get_type`).
+fn kquant_fallback(ty: GgmlType) -> Option<GgmlType> {
+    match ty {
+        GgmlType::Q4_K => Some(GgmlType::Q5_0),
+        GgmlType::Q5_K => Some(GgmlType::Q5_1),
+        GgmlType::Q6_K => Some(GgmlType::Q8_0),
+        _ => None,
+    }
 }
 
 /// Stores a row-major matrix (`row_len` values per row) in `ty`, row by row as llama.cpp does.

@@ -34,7 +34,7 @@ pub enum TokenizerError {
 }
 
 enum Engine {
-    Spm { bytes: [Option<u32>; 256] },
+    Spm { bytes: Box<[Option<u32>; 256]> },
     Bpe { merges: bpe::Merges, pre: pretokenize::PreTokenizer },
     Wpm { norm: wpm::Normalizer, max_token_len: usize },
 }
@@ -54,7 +54,7 @@ impl Tokenizer {
     pub fn from_metadata(md: &Metadata) -> Result<Self, TokenizerError> {
         let vocab = Vocab::from_metadata(md)?;
         let engine = match vocab.kind {
-            Kind::Spm => Engine::Spm { bytes: spm::byte_tokens(&vocab) },
+            Kind::Spm => Engine::Spm { bytes: Box::new(spm::byte_tokens(&vocab)) },
             Kind::Bpe => {
                 let (patterns, _known) = pretokenize::patterns_for(&vocab.pre);
                 Engine::Bpe { merges: bpe::load_merges(md)?, pre: pretokenize::PreTokenizer::new(&patterns)? }

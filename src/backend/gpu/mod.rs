@@ -1,7 +1,7 @@
 //! The WebGPU compute path through `wgpu`: natively on Vulkan/Metal/DX12 (lavapipe on CI) and,
 //! built for wasm32, on the browser's WebGPU.
 //!
-//! This module is the foundation the GPU `Backend` will be built on:
+//! [`GpuBackend`] implements the crate's `Backend` trait on these parts:
 //! - [`GpuContext`]: adapter and device with the adapter's real limits and the optional
 //!   `SHADER_F16`/`SUBGROUP` features, device-loss and uncaptured-error tracking, the pipeline
 //!   cache keyed by [`KernelKey`];
@@ -22,11 +22,14 @@
 
 mod attention;
 pub use attention::{HeadNorms, RopeAngles};
+mod backend;
+pub use backend::{GpuBackend, GpuKvCache, GpuTensor, GpuTensorWeight};
 mod context;
 mod kernels;
 mod matvec;
 mod ops;
 mod readback;
+mod recorder;
 mod weights;
 
 pub use context::{GpuContext, GpuOptions};

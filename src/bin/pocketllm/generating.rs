@@ -1,8 +1,9 @@
 //! The generating commands, all through `Engine`: `run`, `chat` (interactive) and `bench`.
 
 use crate::args::Args;
-use crate::{CliError, CliResult, cpu_backend, read_model};
-use pocketllm::backend::cpu::CpuBackend;
+use crate::backends::{OnBackend, with_backend};
+use crate::{CliError, CliResult, Loaded, read_model};
+use pocketllm::backend::Backend;
 use pocketllm::chat::ChatMessage;
 use pocketllm::engine::{
     CancelToken, ChatRequest, Completion, CompletionRequest, Engine, EngineOptions, GenerationOptions, Prompt,
@@ -11,12 +12,41 @@ use serde_json::json;
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-fn load(a: &Args) -> Result<(Engine<CpuBackend>, f64), CliError> {
-    let l = read_model(a)?;
+fn load<B: Backend>(a: &Args, l: &Loaded, backend: B) -> Result<(Engine<B>, f64), CliError> {
     let t0 = Instant::now();
     let opts = EngineOptions { context_length: a.num("ctx", 0)?, ..EngineOptions::default() };
-    let engine = Engine::load_bytes(&l.bytes, cpu_backend(a)?, opts)?;
+    let engine = Engine::load_bytes(&l.bytes, backend, opts)?;
     Ok((engine, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+/// The three generating commands, run by [`with_backend`] once the model file is read.
+#[derive(Clone, Copy)]
+enum Command {
+    Run,
+    Chat,
+    Bench,
+}
+
+struct Task<'a> {
+    a: &'a Args,
+    l: &'a Loaded,
+    command: Command,
+}
+
+impl OnBackend for Task<'_> {
+    fn run<B: Backend>(&mut self, backend: B, describe: &str) -> CliResult {
+        let (engine, load_ms) = load(self.a, self.l, backend)?;
+        match self.command {
+            Command::Run => run_on(self.a, engine, load_ms, describe),
+            Command::Chat => chat_on(self.a, engine, describe),
+            Command::Bench => bench_on(self.a, engine, load_ms, describe),
+        }
+    }
+}
+
+fn with_model(a: &Args, command: Command) -> CliResult {
+    let l = read_model(a)?;
+    with_backend(a, &mut Task { a, l: &l, command })
 }
 
 fn options(a: &Args) -> Result<GenerationOptions, CliError> {
@@ -44,16 +74,14 @@ fn print_piece(piece: &str) {
     let _ = out.flush();
 }
 
-fn report(load_ms: f64, c: &Completion, engine: &Engine<CpuBackend>) {
+fn report(load_ms: f64, c: &Completion, describe: &str) {
     eprintln!(
-        "load {load_ms:.0} ms | prefill {} tokens {:.1} tok/s ({} cached) | decode {} tokens {:.1} tok/s | backend {} ({} threads) | finish {:?}",
+        "load {load_ms:.0} ms | prefill {} tokens {:.1} tok/s ({} cached) | decode {} tokens {:.1} tok/s | backend {describe} | finish {:?}",
         c.usage.prompt_tokens,
         c.usage.prefill_tok_s,
         c.usage.cached_tokens,
         c.usage.completion_tokens,
         c.usage.decode_tok_s,
-        engine.info().backend,
-        engine.backend().threads(),
         c.finish_reason,
     );
 }
@@ -63,12 +91,17 @@ fn messages_with_system(a: &Args) -> Vec<ChatMessage> {
 }
 
 pub fn run(a: &Args) -> CliResult {
-    let options = options(a)?;
-    let prompt = a.required("prompt")?.to_string();
+    options(a)?;
+    a.required("prompt")?;
     if a.str("system").is_some() && !a.has("chat") {
         return Err("--system needs --chat".to_string().into());
     }
-    let (mut engine, load_ms) = load(a)?;
+    with_model(a, Command::Run)
+}
+
+fn run_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe: &str) -> CliResult {
+    let options = options(a)?;
+    let prompt = a.required("prompt")?.to_string();
     let cancel = CancelToken::new();
     let c = if a.has("chat") {
         let mut messages = messages_with_system(a);
@@ -79,13 +112,17 @@ pub fn run(a: &Args) -> CliResult {
         pollster::block_on(engine.complete_stream(&req, &cancel, print_piece))?
     };
     println!();
-    report(load_ms, &c, &engine);
+    report(load_ms, &c, describe);
     Ok(())
 }
 
 pub fn chat(a: &Args) -> CliResult {
+    options(a)?;
+    with_model(a, Command::Chat)
+}
+
+fn chat_on<B: Backend>(a: &Args, mut engine: Engine<B>, describe: &str) -> CliResult {
     let options = options(a)?;
-    let (mut engine, _) = load(a)?;
     eprintln!(
         "{} ({} parameters, chat template: {}). /reset starts over, /exit quits.",
         engine.info().name.as_deref().unwrap_or(&engine.info().architecture),
@@ -115,7 +152,7 @@ pub fn chat(a: &Args) -> CliResult {
         match pollster::block_on(engine.chat_stream(&req, &CancelToken::new(), print_piece)) {
             Ok(c) => {
                 println!();
-                report(0.0, &c, &engine);
+                report(0.0, &c, describe);
                 messages.push(ChatMessage { role: "assistant".into(), content: c.text });
             }
             Err(e) => {
@@ -134,22 +171,46 @@ pub fn bench(a: &Args) -> CliResult {
     if n_prompt == 0 || n_gen == 0 {
         return Err("--prompt-tokens and --gen-tokens must be positive".to_string().into());
     }
-    let (mut engine, load_ms) = load(a)?;
+    with_model(a, Command::Bench)
+}
+
+fn bench_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe: &str) -> CliResult {
+    let n_prompt: usize = a.num("prompt-tokens", 128)?;
+    let n_gen: usize = a.num("gen-tokens", 64)?;
     // A fixed, spread-out prompt: the content does not matter for speed, only the length.
     let n_vocab = engine.info().vocab_size as u64;
     let prompt: Vec<u32> = (0..n_prompt as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
-    let options = GenerationOptions { max_tokens: n_gen, temperature: 0.0, ignore_eos: true, ..Default::default() };
-    let req = CompletionRequest { prompt: Prompt::Tokens(prompt), add_special: false, options };
-    let c = pollster::block_on(engine.complete(&req))?;
+    let request = |max_tokens| CompletionRequest {
+        prompt: Prompt::Tokens(prompt.clone()),
+        add_special: false,
+        options: GenerationOptions { max_tokens, temperature: 0.0, ignore_eos: true, ..Default::default() },
+    };
+    // A first run of the prompt and one token warms up (the GPU prepares its pipelines and
+    // bind groups at the first step) and measures what the prompt alone costs.
+    let before = engine.backend().counters();
+    pollster::block_on(engine.complete(&request(1)))?;
+    let prompt_work = engine.backend().counters().since(&before);
+    engine.reset();
+    let before = engine.backend().counters();
+    let c = pollster::block_on(engine.complete(&request(n_gen)))?;
+    let all = engine.backend().counters().since(&before);
+    let decoded = c.usage.completion_tokens.saturating_sub(1).max(1) as f64;
+    let per_token = |total: u64, prompt: u64| ((total - prompt) as f64 / decoded * 10.0).round() / 10.0;
     let out = json!({
         "model": a.required("model")?,
-        "backend": engine.info().backend,
-        "threads": engine.backend().threads(),
+        "backend": describe,
         "load_ms": (load_ms * 10.0).round() / 10.0,
         "prompt_tokens": n_prompt,
         "gen_tokens": c.usage.completion_tokens,
         "prefill_tok_s": (c.usage.prefill_tok_s * 100.0).round() / 100.0,
         "decode_tok_s": (c.usage.decode_tok_s * 100.0).round() / 100.0,
+        "prefill": { "dispatches": prompt_work.dispatches, "submits": prompt_work.submits },
+        "per_decode_token": {
+            "dispatches": per_token(all.dispatches, prompt_work.dispatches),
+            "submits": per_token(all.submits, prompt_work.submits),
+            "bytes_written": per_token(all.bytes_written, prompt_work.bytes_written),
+            "bytes_read": per_token(all.bytes_read, prompt_work.bytes_read),
+        },
     });
     println!("{out}");
     Ok(())

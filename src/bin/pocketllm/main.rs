@@ -1,11 +1,12 @@
 //! `pocketllm` command line: info, tokenize, detokenize, logits (here), run, chat, bench (`generating`).
 
 mod args;
+mod backends;
 mod generating;
 
 use args::Args;
 use pocketllm::Error;
-use pocketllm::backend::cpu::CpuBackend;
+use pocketllm::backend::Backend;
 use pocketllm::download::{self, DownloadOptions};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions, config::Config, weights};
@@ -18,7 +19,7 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
   info        --model M
   tokenize    --model M --text TEXT [--no-bos] [--special]
   detokenize  --model M --tokens 1,2,3
-  logits      --model M --tokens 1,2,3 --out FILE [--backend cpu] [--threads N]
+  logits      --model M --tokens 1,2,3 --out FILE [--backend cpu|gpu|auto] [--threads N]
   run         --model M --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
               [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]
               [--backend cpu|gpu|auto] [--no-bos] [--ctx N] [--threads N]
@@ -174,34 +175,10 @@ fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").and_then(absolute).map(|home| home.join(".cache").join("pocketllm"))
 }
 
-/// Picks the backend; only the CPU one exists in this build, so `gpu` is an error and `auto`
-/// says why it chose the CPU.
-pub(crate) fn cpu_backend(a: &Args) -> Result<CpuBackend, CliError> {
-    match a.str("backend").unwrap_or("auto") {
-        "cpu" => {}
-        "auto" => eprintln!("backend: cpu (auto: this build has no GPU backend yet)"),
-        "gpu" => {
-            return Err(Error::InvalidArgument(
-                "the GPU backend is not part of this build yet; use --backend cpu".into(),
-            )
-            .into());
-        }
-        other => return Err(format!("--backend must be cpu, gpu or auto, not {other:?}").into()),
-    }
-    // One thread by default: rayon wakes its workers for every matmul, and on small models that
-    // costs more than the second core gains during decoding (see the README's performance
-    // section). `--threads N` opts in; a spinning pool is the SIMD/threads issue's job.
-    let threads: usize = a.num("threads", 1)?;
-    if threads == 0 {
-        return Err("--threads must be at least 1".to_string().into());
-    }
-    Ok(CpuBackend::new(threads)?)
-}
-
-fn load_model(a: &Args, l: &Loaded) -> Result<(Model<CpuBackend>, f64), CliError> {
+fn load_model<B: Backend>(a: &Args, l: &Loaded, backend: B) -> Result<(Model<B>, f64), CliError> {
     let t0 = Instant::now();
     let opts = ModelOptions { context_length: a.num("ctx", 0)?, ..ModelOptions::default() };
-    let model = Model::load(&l.gguf, &l.bytes, cpu_backend(a)?, &opts)?;
+    let model = Model::load(&l.gguf, &l.bytes, backend, &opts)?;
     Ok((model, t0.elapsed().as_secs_f64() * 1e3))
 }
 
@@ -268,10 +245,24 @@ fn logits(a: &Args) -> CliResult {
     let l = read_model(a)?;
     let tokens = parse_tokens(a.required("tokens")?)?;
     let out_path = a.required("out")?;
-    let (mut model, _) = load_model(a, &l)?;
-    let logits = model.forward(&tokens, 0, Logits::All)?;
-    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-    std::fs::write(out_path, bytes).map_err(|e| Error::InvalidArgument(format!("cannot write {out_path}: {e}")))?;
-    eprintln!("logits: [{}, {}] f32 little-endian -> {out_path}", tokens.len(), model.n_vocab());
-    Ok(())
+    backends::with_backend(a, &mut LogitsTask { a, l: &l, tokens: &tokens, out_path })
+}
+
+struct LogitsTask<'a> {
+    a: &'a Args,
+    l: &'a Loaded,
+    tokens: &'a [u32],
+    out_path: &'a str,
+}
+
+impl backends::OnBackend for LogitsTask<'_> {
+    fn run<B: Backend>(&mut self, backend: B, _describe: &str) -> CliResult {
+        let (mut model, _) = load_model(self.a, self.l, backend)?;
+        let logits = model.forward(self.tokens, 0, Logits::All)?;
+        let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let path = self.out_path;
+        std::fs::write(path, bytes).map_err(|e| Error::InvalidArgument(format!("cannot write {path}: {e}")))?;
+        eprintln!("logits: [{}, {}] f32 little-endian -> {path}", self.tokens.len(), model.n_vocab());
+        Ok(())
+    }
 }
