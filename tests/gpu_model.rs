@@ -169,3 +169,17 @@ fn a_cache_too_large_for_the_device_is_model_too_large() {
     let mut m = load(&bytes, backend, &ModelOptions::default());
     assert!(m.forward(&TOKENS, 0, Logits::Last).unwrap().iter().all(|x| x.is_finite()));
 }
+
+#[test]
+fn a_lost_device_is_a_device_lost_error_not_a_panic() {
+    let Some(backend) = gpu() else { return };
+    let bytes = synth_model(SynthArch::Llama, GgmlType::Q8_0, 2);
+    let mut m = load(&bytes, backend, &ModelOptions::default());
+    m.forward(&TOKENS, 0, Logits::Last).unwrap();
+    // What a driver reset or a browser reclaiming the GPU looks like to the engine.
+    m.backend.context().device().destroy();
+    let e = m.forward(&[5], TOKENS.len(), Logits::Last).unwrap_err();
+    assert_eq!(e.code(), "device_lost", "{e}");
+    let e = pollster::block_on(m.forward_greedy(&[5], 0)).unwrap_err();
+    assert_eq!(e.code(), "device_lost", "{e}");
+}

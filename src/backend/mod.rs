@@ -134,6 +134,16 @@ pub trait Backend {
     /// Runs what was recorded and returns the index of the largest of x[offset..offset + len]
     /// (lowest on ties, NaNs skipped, as `sampler::argmax`): greedy decoding reads back one id.
     async fn argmax(&mut self, x: &Self::Buffer, offset: usize, len: usize) -> Result<u32>;
+    /// Whether ops only record work (the GPU): the model then records one step at load, so
+    /// every kernel is compiled and bound before the first token, and drops it with
+    /// [`Backend::discard`].
+    fn records(&self) -> bool {
+        false
+    }
+    /// Drops recorded work that has not run, reporting any error met while recording it.
+    fn discard(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// Work done so far (the GPU counts dispatches, submits and bytes; the CPU counts nothing).
     fn counters(&self) -> Counters {
         Counters::default()

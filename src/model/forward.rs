@@ -58,7 +58,7 @@ impl<B: Backend> Model<B> {
 
     /// Records the final norm and output head for up to LOGIT_ROWS rows `first..first + m` of
     /// the last batch (at position `pos` of row 0); the logits land in `state.logits`.
-    fn logits_head(&mut self, first: usize, m: usize, pos: usize) {
+    pub(super) fn logits_head(&mut self, first: usize, m: usize, pos: usize) {
         let c = &self.config;
         let (be, w, s) = (&mut self.backend, &self.weights, &mut self.state);
         let head = w.output.as_ref().unwrap_or(&w.tok_embd);

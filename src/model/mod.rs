@@ -113,7 +113,15 @@ impl<B: Backend> Model<B> {
             logits: buf("logits", LOGIT_ROWS * c.n_vocab)?,
         };
         let cache = backend.alloc_kv(c.n_layer, n_ctx, c.kv_dim(), c.v_dim())?;
-        Ok(Model { config, backend, weights, state, cache, n_ctx, n_batch })
+        let mut model = Model { config, backend, weights, state, cache, n_ctx, n_batch };
+        if model.backend.records() {
+            // Record (never run) one step so a recording backend prepares every op now: a kernel
+            // the device cannot build fails the load, not the first token.
+            model.forward_batch(&[0], 0);
+            model.logits_head(0, 1, 0);
+            model.backend.discard()?;
+        }
+        Ok(model)
     }
 
     pub fn n_ctx(&self) -> usize {

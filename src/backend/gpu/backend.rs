@@ -411,6 +411,15 @@ impl Backend for GpuBackend {
         self.rec.read_u32(&self.ctx, staging, out).await.map_err(gpu_err)
     }
 
+    fn records(&self) -> bool {
+        true
+    }
+
+    fn discard(&mut self) -> Result<()> {
+        self.rec.discard().map_err(gpu_err)?;
+        self.ctx.check().map_err(gpu_err)
+    }
+
     fn counters(&self) -> Counters {
         self.rec.counters
     }

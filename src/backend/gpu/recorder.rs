@@ -88,6 +88,12 @@ impl Recorder {
         self.pending.push(Cmd::Run { op, n_tokens });
     }
 
+    /// Forgets what was recorded; returns the first error met while recording it.
+    pub(super) fn discard(&mut self) -> Result<(), GpuError> {
+        self.pending.clear();
+        self.error.take().map_or(Ok(()), Err)
+    }
+
     /// Records a copy of `len` f32 values between buffers.
     pub(super) fn copy(&mut self, src: &wgpu::Buffer, src_off: usize, dst: &wgpu::Buffer, dst_off: usize, len: usize) {
         self.pending.push(Cmd::Copy {
