@@ -286,12 +286,28 @@ fn smollm2_135m_shape() {
 }
 
 #[test]
-fn a_type_whose_blocks_do_not_fit_a_row_is_an_error() {
-    let c = SynthConfig::smollm2_135m();
+fn a_type_whose_blocks_do_not_fit_a_row_is_an_error_or_falls_back_as_llama_quantize_does() {
+    let c = SynthConfig { kquant_fallback: false, ..SynthConfig::smollm2_135m() };
     for ty in [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let e = synth_model_with(SynthArch::Llama, &c, ty, GOLDEN_SEED).unwrap_err();
         assert!(matches!(e, QuantError::PartialBlock { n: 576, block: 256, .. }), "{ty}: {e}");
         assert!(e.to_string().contains("576"), "{e}");
+    }
+    // With the fallback (SmolLM2's default): 576-wide rows take llama-quantize's type, ffn_down
+    // (1536 = 6 x 256 wide) stays a K-quant; Q2_K/Q3_K fall back to IQ4_NL there, which this
+    // crate does not write, so they stay errors.
+    let c = SynthConfig { n_layer: 1, vocab: 1024, ..SynthConfig::smollm2_135m() };
+    for (ty, fallback) in
+        [(GgmlType::Q4_K, GgmlType::Q5_0), (GgmlType::Q5_K, GgmlType::Q5_1), (GgmlType::Q6_K, GgmlType::Q8_0)]
+    {
+        let bytes = synth_model_with(SynthArch::Llama, &c, ty, 1).unwrap();
+        let g = Gguf::parse(&bytes).unwrap();
+        assert_eq!(g.tensor("blk.0.ffn_down.weight").unwrap().ty, ty);
+        assert_eq!(g.tensor("blk.0.attn_q.weight").unwrap().ty, fallback);
+        assert_eq!(g.tensor("token_embd.weight").unwrap().ty, fallback);
+    }
+    for ty in [GgmlType::Q2_K, GgmlType::Q3_K] {
+        assert!(synth_model_with(SynthArch::Llama, &c, ty, 1).is_err(), "{ty}");
     }
     for ty in [GgmlType::Q8_1, GgmlType::Q8_K] {
         assert!(matches!(synth_model_with(SynthArch::Llama, &c, ty, 1), Err(QuantError::NotApplicable(_))), "{ty}");
