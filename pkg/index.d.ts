@@ -42,7 +42,7 @@ export interface LoadProgress {
 export interface CreateEngineOptions {
   /** A URL (absolute or relative to the page), 'hf:owner/repo[@revision]/file.gguf', a File/Blob or an ArrayBuffer (copied). */
   model: string | URL | Blob | ArrayBuffer | ArrayBufferView;
-  /** 'webgpu' rejects with code 'webgpu_unavailable' in this build; 'auto' uses the CPU. Default 'auto'. */
+  /** 'webgpu': the browser's WebGPU (rejects with 'webgpu_unavailable' without an adapter); 'cpu': SIMD wasm; 'auto' (default): a hardware WebGPU adapter, else the CPU (see Engine.backendReason). */
   backend?: Backend;
   /** KV cache length in tokens; 0 (default) = the model's training context, at most 4096. */
   contextLength?: number;
@@ -147,13 +147,13 @@ export interface ModelInfo {
   training_context_length: number;
   /** 'gguf', or the fallback template's name when the file has none. */
   chat_template: string;
-  backend: 'cpu';
+  backend: 'webgpu' | 'cpu';
   backend_reason: string;
 }
 
 export interface PocketEngine {
-  readonly backend: 'cpu';
-  /** Why this backend: e.g. that WebGPU is not in this build yet. */
+  readonly backend: 'webgpu' | 'cpu';
+  /** Why this backend: what was asked for and the adapter, or why WebGPU was not used. */
   readonly backendReason: string;
   chat: {
     completions: {

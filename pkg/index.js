@@ -104,13 +104,6 @@ export async function createEngine(options = {}) {
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new PocketLLMError('invalid_argument', `backend must be 'auto', 'webgpu' or 'cpu', not ${backend}`);
   }
-  if (backend === 'webgpu') {
-    throw new PocketLLMError('webgpu_unavailable', "the WebGPU backend is not in this build yet: use backend 'cpu' or 'auto'");
-  }
-  const backendReason =
-    backend === 'cpu'
-      ? "backend 'cpu' was requested"
-      : 'WebGPU is not in this build yet, so the CPU (SIMD wasm) backend is used';
   const source = sourceOf(model);
   if (signal?.aborted) throw aborted('loading the model');
 
@@ -120,9 +113,9 @@ export async function createEngine(options = {}) {
   signal?.addEventListener('abort', onAbort);
   try {
     const progress = onProgress && ((m) => onProgress({ phase: m.phase, loaded: m.loaded, total: m.total }));
-    const { promise } = channel.call({ type: 'load', source, options: { context_length: contextLength } }, progress);
-    const { info } = await promise;
-    return new Engine(channel, info, backendReason, modelName(model));
+    const load = { type: 'load', source, backend, options: { context_length: contextLength } };
+    const { info, backend: used, reason } = await channel.call(load, progress).promise;
+    return new Engine(channel, info, used, reason, modelName(model));
   } catch (e) {
     channel.close(e);
     throw e;
@@ -210,12 +203,13 @@ class Engine {
   #info;
   #model;
 
-  constructor(channel, info, backendReason, model) {
+  constructor(channel, info, backend, backendReason, model) {
     this.#channel = channel;
     this.#info = info;
     this.#model = model;
-    /** Always 'cpu' in this build. */
-    this.backend = 'cpu';
+    /** 'webgpu' or 'cpu': where the model runs. */
+    this.backend = backend;
+    /** Why that backend: what was asked for, the adapter, or why WebGPU was not used. */
     this.backendReason = backendReason;
     this.chat = { completions: { create: (body, opts) => this.#create('chat', body, opts) } };
     this.completions = { create: (body, opts) => this.#create('complete', body, opts) };

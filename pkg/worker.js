@@ -96,8 +96,23 @@ async function load(m) {
   post({ id: m.id, type: 'progress', phase, loaded, total: total ?? loaded });
   const onUpload = (p) => post({ id: m.id, type: 'progress', phase: 'upload', loaded: p.loaded, total: p.total });
   engine?.free();
-  engine = loader.finish(JSON.stringify(m.options || {}), onUpload);
-  return { info: engine.info() };
+  let reason;
+  ({ engine, reason } = await finish(loader, m.backend ?? 'auto', JSON.stringify(m.options || {}), onUpload));
+  return { info: engine.info(), backend: engine.backend().startsWith('webgpu') ? 'webgpu' : 'cpu', reason };
+}
+
+// 'webgpu' insists (a software adapter such as SwiftShader will do); 'auto' takes a hardware
+// WebGPU adapter and otherwise the CPU, saying why.
+async function finish(loader, backend, options, onUpload) {
+  if (backend === 'cpu') return { engine: loader.finish(options, onUpload), reason: "backend 'cpu' was requested" };
+  try {
+    const engine = await loader.finishGpu(options, onUpload, backend === 'webgpu');
+    const why = backend === 'webgpu' ? "backend 'webgpu' was requested" : 'auto: a WebGPU adapter is present';
+    return { engine, reason: `${why}: ${engine.backend()}` };
+  } catch (e) {
+    if (backend === 'webgpu' || e.code !== 'webgpu_unavailable') throw e;
+    return { engine: loader.finish(options, onUpload), reason: `auto: ${e.message}; using the CPU (SIMD wasm) backend` };
+  }
 }
 
 const cancelled = (prompt_tokens = 0) => ({

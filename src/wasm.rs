@@ -1,10 +1,11 @@
 //! The wasm-bindgen surface the npm package's Worker (`pkg/worker.js`) drives: a chunked
-//! `Loader` and an `Engine` over the CPU backend. Requests go in as OpenAI-shaped JSON strings
+//! `Loader` and an `Engine` over the CPU backend (`finish`) or WebGPU (`finishGpu`). Requests go in as OpenAI-shaped JSON strings
 //! and results come out as plain JS objects; every error is a JS `Error` with a `code` property
 //! (`pocketllm::Error::code()`, or `invalid_request` / `busy` / `invalid_state` from here).
 //! This file is the only place that knows about JavaScript.
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::engine::{
     CancelToken, ChatRequest, Completion, CompletionRequest, Engine, EngineLoader, EngineOptions, LoadProgress,
     YieldFuture,
@@ -47,7 +48,9 @@ struct LoadOptions {
 /// Takes a GGUF file chunk by chunk (a streamed download, a File read in slices).
 #[wasm_bindgen]
 pub struct Loader {
-    inner: Option<EngineLoader>,
+    /// Shared with `finishGpu`'s future, which takes it only once a device is had, so a
+    /// failed WebGPU start leaves the loader for the CPU.
+    inner: Rc<RefCell<Option<EngineLoader>>>,
 }
 
 #[wasm_bindgen]
@@ -55,47 +58,115 @@ impl Loader {
     /// `total_len`: the file size when known (Content-Length, File.size).
     #[wasm_bindgen(constructor)]
     pub fn new(total_len: Option<f64>) -> Loader {
-        Loader { inner: Some(EngineLoader::new(total_len.map(|n| n as u64))) }
+        Loader { inner: Rc::new(RefCell::new(Some(EngineLoader::new(total_len.map(|n| n as u64))))) }
     }
 
     /// Adds the next bytes; returns `{ phase: 'read', loaded, total }`. A bad header is an
     /// error as soon as it has arrived.
     pub fn push(&mut self, chunk: &[u8]) -> Result<JsValue, JsValue> {
-        let loader = self.inner.as_mut().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        let loader = inner.as_mut().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
         to_js(&loader.push(chunk)?)
     }
 
     /// Whether the GGUF header has been read yet.
     #[wasm_bindgen(js_name = hasHeader)]
     pub fn has_header(&self) -> bool {
-        self.inner.as_ref().is_some_and(|l| l.header().is_some())
+        self.inner.try_borrow().is_ok_and(|l| l.as_ref().is_some_and(|l| l.header().is_some()))
     }
 
     /// Builds the engine. `options_json`: `{"context_length": N}` (0 = the model's, at most
     /// 4096). `on_progress` sees `{ phase: 'upload', loaded, total }` per tensor.
     pub fn finish(&mut self, options_json: &str, on_progress: Option<Function>) -> Result<WasmEngine, JsValue> {
-        let loader = self.inner.take().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
-        let o: LoadOptions = parse(if options_json.is_empty() { "{}" } else { options_json })?;
-        let mut options = EngineOptions { context_length: o.context_length, ..Default::default() };
-        if let Some(b) = o.batch_size {
-            options.batch_size = b;
-        }
-        let mut progress = |p: &LoadProgress| {
-            if let (Some(f), Ok(v)) = (&on_progress, to_js(p)) {
-                let _ = f.call1(&JsValue::NULL, &v);
-            }
+        let options = engine_options(options_json)?;
+        let loader = self.take()?;
+        let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress_reporter(on_progress))?;
+        Ok(WasmEngine::new(AnyEngine::Cpu(engine), "cpu".into()))
+    }
+
+    /// Builds the engine on WebGPU: resolves to an `Engine`, or rejects (code
+    /// `webgpu_unavailable`, `model_too_large`, ...) leaving the loader usable for `finish`.
+    /// `allow_software`: whether a software adapter (SwiftShader) will do; `auto` passes false,
+    /// since the CPU backend is faster than one.
+    #[wasm_bindgen(js_name = finishGpu)]
+    pub fn finish_gpu(&mut self, options_json: &str, on_progress: Option<Function>, allow_software: bool) -> Promise {
+        let inner = self.inner.clone();
+        let options = match engine_options(options_json) {
+            Ok(o) => o,
+            Err(e) => return Promise::reject(&e),
         };
-        let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress)?;
-        Ok(WasmEngine { engine: Rc::new(RefCell::new(engine)), cancel: Rc::new(RefCell::new(CancelToken::new())) })
+        future_to_promise(async move {
+            let backend = GpuBackend::new(&GpuOptions::default()).await?;
+            let adapter = backend.adapter_name();
+            if backend.is_software() && !allow_software {
+                return Err(js_error(
+                    "webgpu_unavailable",
+                    &format!("the only WebGPU adapter, {adapter}, is a software renderer; the CPU backend is faster"),
+                ));
+            }
+            let loader = inner
+                .try_borrow_mut()
+                .map_err(|_| busy())?
+                .take()
+                .ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
+            let engine = loader.finish(backend, options, &mut progress_reporter(on_progress))?;
+            Ok(WasmEngine::new(AnyEngine::Gpu(engine), format!("webgpu ({adapter})")).into())
+        })
+    }
+
+    fn take(&mut self) -> Result<EngineLoader, JsValue> {
+        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
+        inner.take().ok_or_else(|| js_error("invalid_state", "the loader has finished"))
     }
 }
 
-/// A loaded model on the CPU backend. One generation at a time: a second while one runs is
-/// refused with code `busy` (the Worker queues requests).
+fn engine_options(options_json: &str) -> Result<EngineOptions, JsValue> {
+    let o: LoadOptions = parse(if options_json.is_empty() { "{}" } else { options_json })?;
+    let mut options = EngineOptions { context_length: o.context_length, ..Default::default() };
+    if let Some(b) = o.batch_size {
+        options.batch_size = b;
+    }
+    Ok(options)
+}
+
+/// Calls `on_progress({ phase: 'upload', loaded, total })` per tensor.
+fn progress_reporter(on_progress: Option<Function>) -> impl FnMut(&LoadProgress) {
+    move |p: &LoadProgress| {
+        if let (Some(f), Ok(v)) = (&on_progress, to_js(p)) {
+            let _ = f.call1(&JsValue::NULL, &v);
+        }
+    }
+}
+
+/// The engine on whichever backend it was built on.
+enum AnyEngine {
+    Cpu(Engine<CpuBackend>),
+    Gpu(Engine<GpuBackend>),
+}
+
+/// Runs `$body` with `$e` bound to the engine, whatever its backend.
+macro_rules! on_engine {
+    ($any:expr, $e:ident => $body:expr) => {
+        match $any {
+            AnyEngine::Cpu($e) => $body,
+            AnyEngine::Gpu($e) => $body,
+        }
+    };
+}
+
+/// A loaded model. One generation at a time: a second while one runs is refused with code
+/// `busy` (the Worker queues requests).
 #[wasm_bindgen(js_name = Engine)]
 pub struct WasmEngine {
-    engine: Rc<RefCell<Engine<CpuBackend>>>,
+    engine: Rc<RefCell<AnyEngine>>,
     cancel: Rc<RefCell<CancelToken>>,
+    backend: String,
+}
+
+impl WasmEngine {
+    fn new(engine: AnyEngine, backend: String) -> Self {
+        WasmEngine { engine: Rc::new(RefCell::new(engine)), cancel: Rc::new(RefCell::new(CancelToken::new())), backend }
+    }
 }
 
 enum Request {
@@ -133,23 +204,29 @@ impl WasmEngine {
 
     pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, JsValue> {
         let e = self.engine.try_borrow().map_err(|_| busy())?;
-        Ok(e.tokenize(text, add_special, parse_special))
+        Ok(on_engine!(&*e, e => e.tokenize(text, add_special, parse_special)))
     }
 
     pub fn detokenize(&self, tokens: Vec<u32>) -> Result<String, JsValue> {
         let e = self.engine.try_borrow().map_err(|_| busy())?;
-        Ok(e.detokenize(&tokens)?)
+        Ok(on_engine!(&*e, e => e.detokenize(&tokens))?)
     }
 
     /// `{ architecture, name, parameter_count, vocab_size, context_length, ... }`.
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let e = self.engine.try_borrow().map_err(|_| busy())?;
-        to_js(e.info())
+        on_engine!(&*e, e => to_js(e.info()))
+    }
+
+    /// `cpu` or `webgpu (<adapter>)`.
+    pub fn backend(&self) -> String {
+        self.backend.clone()
     }
 
     /// Forgets the cached conversation.
     pub fn reset(&self) -> Result<(), JsValue> {
-        self.engine.try_borrow_mut().map_err(|_| busy())?.reset();
+        let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;
+        on_engine!(&mut *e, e => e.reset());
         Ok(())
     }
 
@@ -176,10 +253,10 @@ impl WasmEngine {
                     }
                 })
             };
-            let done: Completion = match &req {
-                Request::Complete(r) => engine.complete_stream_yielding(r, &token, on_delta, &mut hook).await?,
-                Request::Chat(r) => engine.chat_stream_yielding(r, &token, on_delta, &mut hook).await?,
-            };
+            let done: Completion = on_engine!(&mut *engine, e => match &req {
+                Request::Complete(r) => e.complete_stream_yielding(r, &token, on_delta, &mut hook).await?,
+                Request::Chat(r) => e.chat_stream_yielding(r, &token, on_delta, &mut hook).await?,
+            });
             to_js(&done)
         })
     }

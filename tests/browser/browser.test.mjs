@@ -115,7 +115,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
       return { chunks, chatChunks, chat, reason: engine.backendReason };
     }, `/fixtures/${MODEL}`);
     assert.equal(r.error, undefined, JSON.stringify(r.error));
-    assert.match(r.reason, /WebGPU is not in this build yet/);
+    assert.match(r.reason, /^auto: no WebGPU adapter: .*CPU \(SIMD wasm\)/);
     assert.ok(r.chunks.length > 10, `${r.chunks.length} chunks`);
     assert.equal(r.chunks.map((c) => c.choices[0].text).join(''), golden.prompt.greedy_text);
     const last = r.chunks.at(-1);

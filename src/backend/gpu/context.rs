@@ -91,6 +91,12 @@ impl GpuContext {
     /// Finds an adapter and requests a device with the adapter's own limits (not WebGPU's
     /// defaults) and the optional features the options allow and the adapter has.
     pub async fn new(opts: &GpuOptions) -> Result<Self, GpuError> {
+        // In a browser without WebGPU (no `navigator.gpu`, or one that finds no adapter) wgpu's
+        // web backend is not to be touched: ask first.
+        #[cfg(target_arch = "wasm32")]
+        if !wgpu::util::is_browser_webgpu_supported().await {
+            return Err(GpuError::NoAdapter("navigator.gpu is missing or offers no adapter".into()));
+        }
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {

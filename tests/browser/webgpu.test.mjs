@@ -1,0 +1,103 @@
+// The built npm package on WebGPU in headless Chromium: SwiftShader's adapter (WebGPU on the CPU,
+// no shader-f16, like many phones), so this proves the f32 / packed-f16 path. Greedy text must
+// equal the llama.cpp golden (and the CPU backend's and the native CLI's); 'auto' must pass over
+// a software adapter and say why. Needs ../shared/fixtures (skipped without, fails under CI=true).
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { serve } from './server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const fixtures = path.resolve(repo, '../shared/fixtures');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const haveFixtures = fs.existsSync(path.join(fixtures, 'goldens'));
+if (!haveFixtures) console.log(`SKIPPED: WebGPU browser tests need ${fixtures}`);
+
+describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: !haveFixtures }, () => {
+  let server, ctx, page, profile;
+
+  before(async () => {
+    server = await serve({ '/pkg/': path.join(repo, 'pkg'), '/fixtures/': fixtures, '/': here });
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketllm-chromium-'));
+    ctx = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+        '--disable-dev-shm-usage',
+      ],
+    });
+    page = ctx.pages()[0] ?? (await ctx.newPage());
+    page.on('console', (m) => console.log(`[page] ${m.text()}`));
+    page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
+    await page.goto(`${server.url}/page.html`);
+    await page.waitForFunction(() => window.__ready, null, { timeout: 30000 });
+  });
+
+  after(async () => {
+    await ctx?.close();
+    await server?.close();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  });
+
+  const inPage = (fn, arg) =>
+    page.evaluate(
+      async ([src, arg]) => {
+        try {
+          return await (0, eval)(`(${src})`)(window.pocketllm, arg);
+        } catch (e) {
+          return { error: { name: e?.name, code: e?.code, message: String(e?.message ?? e) } };
+        }
+      },
+      [fn.toString(), arg],
+    );
+
+  // F32 (exact on both backends) and a quantized file whose GPU greedy text is checked against
+  // the CPU backend's in the same page (the GPU does not quantize activations, see README).
+  for (const [model, golden] of [
+    ['models/stories260k/stories260K-F32.gguf', 'goldens/stories260K-F32.json'],
+    ['models/stories260k/stories260K-Q8_0.gguf', null],
+  ]) {
+    test(`backend 'webgpu' generates the same greedy text as the CPU: ${path.basename(model)}`, async () => {
+      const r = await inPage(async ({ createEngine }, url) => {
+        const run = async (backend) => {
+          const engine = await createEngine({ model: url, backend });
+          const res = await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 48, temperature: 0 });
+          const stream = [];
+          for await (const c of await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) {
+            stream.push(c.choices[0].text ?? '');
+          }
+          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason };
+          await engine.unload();
+          return out;
+        };
+        return { gpu: await run('webgpu'), cpu: await run('cpu'), auto: await (async () => {
+          const engine = await createEngine({ model: url });
+          const out = { backend: engine.backend, reason: engine.backendReason };
+          await engine.unload();
+          return out;
+        })() };
+      }, `/fixtures/${model}`);
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.equal(r.gpu.backend, 'webgpu', r.gpu.reason);
+      assert.match(r.gpu.reason, /webgpu/);
+      assert.equal(r.gpu.text, r.cpu.text);
+      if (golden) {
+        const g = JSON.parse(fs.readFileSync(path.join(fixtures, golden), 'utf8'));
+        assert.ok(g.prompt.greedy_text.startsWith(r.gpu.text), `${r.gpu.text} vs ${g.prompt.greedy_text}`);
+      }
+      assert.equal(r.gpu.usage.completion_tokens, 48);
+      assert.ok(r.gpu.text.startsWith(r.gpu.stream), 'streamed text is the start of the same greedy text');
+      // SwiftShader is a software adapter: 'auto' takes the CPU and says why.
+      assert.equal(r.auto.backend, 'cpu', r.auto.reason);
+      assert.match(r.auto.reason, /software renderer/);
+      console.log(`${path.basename(model)}: webgpu decode ${r.gpu.usage.decode_tok_s.toFixed(1)} tok/s, cpu ${r.cpu.usage.decode_tok_s.toFixed(1)} tok/s`);
+    });
+  }
+});
