@@ -110,7 +110,7 @@ impl Loader {
                 .take()
                 .ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
             let engine = loader.finish(backend, options, &mut progress_reporter(on_progress))?;
-            Ok(WasmEngine::new(AnyEngine::Gpu(engine), format!("webgpu ({adapter})")).into())
+            Ok(WasmEngine::new(AnyEngine::Gpu(Box::new(engine)), format!("webgpu ({adapter})")).into())
         })
     }
 
@@ -141,7 +141,7 @@ fn progress_reporter(on_progress: Option<Function>) -> impl FnMut(&LoadProgress)
 /// The engine on whichever backend it was built on.
 enum AnyEngine {
     Cpu(Engine<CpuBackend>),
-    Gpu(Engine<GpuBackend>),
+    Gpu(Box<Engine<GpuBackend>>),
 }
 
 /// Runs `$body` with `$e` bound to the engine, whatever its backend.
