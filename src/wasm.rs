@@ -81,7 +81,7 @@ impl Loader {
         let options = engine_options(options_json)?;
         let loader = self.take()?;
         let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress_reporter(on_progress))?;
-        Ok(WasmEngine::new(AnyEngine::Cpu(engine), "cpu".into()))
+        Ok(WasmEngine::new(AnyEngine::Cpu(Box::new(engine)), "cpu".into()))
     }
 
     /// Builds the engine on WebGPU: resolves to an `Engine`, or rejects (code
@@ -140,7 +140,7 @@ fn progress_reporter(on_progress: Option<Function>) -> impl FnMut(&LoadProgress)
 
 /// The engine on whichever backend it was built on.
 enum AnyEngine {
-    Cpu(Engine<CpuBackend>),
+    Cpu(Box<Engine<CpuBackend>>),
     Gpu(Box<Engine<GpuBackend>>),
 }
 
