@@ -46,6 +46,11 @@ export interface CreateEngineOptions {
   backend?: Backend;
   /** KV cache length in tokens; 0 (default) = the model's training context, at most 4096. */
   contextLength?: number;
+  /** Host memory the engine may use. A model needing more (weights held twice while loading, the
+   *  KV cache for contextLength, activations) is refused with 'model_too_large' as soon as its
+   *  header has arrived, before the rest is downloaded. Default: 4 GiB (wasm32's limit), or half of
+   *  navigator.deviceMemory where the browser tells it. */
+  maxMemoryBytes?: number;
   onProgress?: (p: LoadProgress) => void;
   /** Aborting rejects createEngine with code 'aborted' and stops the worker. */
   signal?: AbortSignal;

@@ -95,11 +95,22 @@ class Channel {
   }
 }
 
+const GiB = 2 ** 30;
+
+// wasm32 addresses at most 4 GiB; where the browser tells the device's memory (Chrome's
+// navigator.deviceMemory, rounded and capped at 8), half of it, so a phone refuses a model it
+// could not hold before downloading it.
+function defaultMemoryBudget() {
+  const device = globalThis.navigator?.deviceMemory;
+  return Math.min(4 * GiB, device > 0 ? (device * GiB) / 2 : 4 * GiB);
+}
+
 /**
  * Loads a model in a new Web Worker. See index.d.ts for the options.
  */
 export async function createEngine(options = {}) {
   const { model, backend = 'auto', contextLength = 0, onProgress, signal, workerUrl } = options;
+  const maxMemoryBytes = options.maxMemoryBytes ?? defaultMemoryBudget();
   if (model === undefined || model === null) throw new PocketLLMError('invalid_argument', 'createEngine needs a model');
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new PocketLLMError('invalid_argument', `backend must be 'auto', 'webgpu' or 'cpu', not ${backend}`);
@@ -113,7 +124,7 @@ export async function createEngine(options = {}) {
   signal?.addEventListener('abort', onAbort);
   try {
     const progress = onProgress && ((m) => onProgress({ phase: m.phase, loaded: m.loaded, total: m.total }));
-    const load = { type: 'load', source, backend, options: { context_length: contextLength } };
+    const load = { type: 'load', source, backend, maxMemoryBytes, options: { context_length: contextLength } };
     const { info, backend: used, reason } = await channel.call(load, progress).promise;
     return new Engine(channel, info, used, reason, modelName(model));
   } catch (e) {

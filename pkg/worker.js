@@ -50,15 +50,21 @@ async function* chunksOf(source) {
     const len = Number(res.headers.get('Content-Length'));
     yield { total: !encoded && len > 0 ? len : undefined, phase: 'download' };
     const reader = res.body.getReader();
-    for (;;) {
-      let r;
-      try {
-        r = await reader.read();
-      } catch (e) {
-        throw fail('network', `download of ${source.url} failed: ${e.message}`);
+    try {
+      for (;;) {
+        let r;
+        try {
+          r = await reader.read();
+        } catch (e) {
+          throw fail('network', `download of ${source.url} failed: ${e.message}`);
+        }
+        if (r.done) return;
+        yield r.value;
       }
-      if (r.done) return;
-      yield r.value;
+    } finally {
+      // The loader may refuse the model from its header (model_too_large, unsupported_model,
+      // bad_gguf): the rest is not downloaded.
+      reader.cancel().catch(() => {});
     }
   } else if (source.blob !== undefined) {
     yield { total: source.blob.size, phase: 'read' };
@@ -82,7 +88,7 @@ async function load(m) {
   for await (const chunk of chunksOf(m.source)) {
     if (!(chunk instanceof Uint8Array)) {
       ({ total, phase } = chunk);
-      loader = new Loader(total);
+      loader = new Loader(total, m.maxMemoryBytes, m.options?.context_length ?? 0);
       continue;
     }
     loader.push(chunk);

@@ -8,7 +8,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::{GpuBackend, GpuOptions};
 use crate::engine::{
     CancelToken, ChatRequest, Completion, CompletionRequest, Engine, EngineLoader, EngineOptions, LoadProgress,
-    YieldFuture,
+    MemoryLimit, YieldFuture,
 };
 use js_sys::{Function, Promise};
 use serde::Serialize;
@@ -55,10 +55,21 @@ pub struct Loader {
 
 #[wasm_bindgen]
 impl Loader {
-    /// `total_len`: the file size when known (Content-Length, File.size).
+    /// `total_len`: the file size when known (Content-Length, File.size). With
+    /// `max_memory_bytes`, a model needing more (for a KV cache of `context_length` positions,
+    /// 0 = the model's, at most 4096) is refused with `model_too_large` by the `push` that
+    /// completes its header, so the download can stop there.
     #[wasm_bindgen(constructor)]
-    pub fn new(total_len: Option<f64>) -> Loader {
-        Loader { inner: Rc::new(RefCell::new(Some(EngineLoader::new(total_len.map(|n| n as u64))))) }
+    pub fn new(total_len: Option<f64>, max_memory_bytes: Option<f64>, context_length: Option<f64>) -> Loader {
+        let total = total_len.map(|n| n as u64);
+        let loader = match max_memory_bytes {
+            Some(max) => EngineLoader::with_limit(
+                total,
+                MemoryLimit { max_bytes: max as u64, context_length: context_length.unwrap_or(0.0) as usize },
+            ),
+            None => EngineLoader::new(total),
+        };
+        Loader { inner: Rc::new(RefCell::new(Some(loader))) }
     }
 
     /// Adds the next bytes; returns `{ phase: 'read', loaded, total }`. A bad header is an

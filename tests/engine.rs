@@ -302,3 +302,33 @@ fn yield_hook_runs_per_token_and_a_cancel_while_yielded_stops_at_once() {
     assert_eq!((c.tokens.clone(), c.text.clone()), (fresh.tokens, fresh.text));
     assert_eq!(count, c.usage.completion_tokens - 1, "one yield after each token that is fed back");
 }
+
+#[test]
+fn a_model_over_the_memory_limit_is_refused_as_soon_as_its_header_arrives() {
+    use pocketllm::engine::{EngineLoader, MemoryLimit};
+    let bytes = synth_model(SynthArch::Qwen2, GgmlType::Q8_0, 4);
+    let gguf = pocketllm::gguf::Gguf::parse(&bytes).unwrap();
+    let needs = pocketllm::model::MemoryNeeds::of(&gguf, &Default::default()).unwrap();
+    let weights: u64 = gguf.tensors.iter().map(|t| t.n_bytes).sum();
+    assert_eq!(needs.weights, weights);
+    assert!(needs.peak() > 2 * weights && needs.kv_cache > 0 && needs.activations > 0, "{needs:?}");
+    let header_len = gguf.data_offset as usize;
+    // One byte short: refused by the push that completes the header, before any tensor byte.
+    let limit = MemoryLimit { max_bytes: needs.peak() - 1, context_length: 0 };
+    let mut loader = EngineLoader::with_limit(Some(bytes.len() as u64), limit);
+    loader.push(&bytes[..header_len / 2]).unwrap();
+    let e = loader.push(&bytes[header_len / 2..header_len + 64]).unwrap_err();
+    assert_eq!(e.code(), "model_too_large", "{e}");
+    assert!(e.to_string().contains("MiB allowed"), "{e}");
+    // A longer context needs a bigger cache: the same budget refuses it, a larger one does not.
+    let limit = MemoryLimit { max_bytes: needs.peak(), context_length: 0 };
+    let mut loader = EngineLoader::with_limit(Some(bytes.len() as u64), limit);
+    for chunk in bytes.chunks(4096) {
+        loader.push(chunk).unwrap();
+    }
+    let engine = loader.finish(CpuBackend::new(1).unwrap(), EngineOptions::default(), &mut |_| {}).unwrap();
+    assert_eq!(engine.info().architecture, "qwen2");
+    let bigger = MemoryLimit { max_bytes: needs.peak(), context_length: 4 * engine.info().context_length.max(1) };
+    let e = EngineLoader::with_limit(None, bigger).push(&bytes).err().map(|e| e.code());
+    assert_eq!(e, Some("model_too_large"));
+}

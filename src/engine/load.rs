@@ -6,7 +6,7 @@ use crate::backend::Backend;
 use crate::chat::ChatTemplate;
 use crate::gguf::{Gguf, GgufStream};
 use crate::model::weights::{TensorSource, tensor_summary};
-use crate::model::{Model, ModelOptions};
+use crate::model::{MemoryNeeds, Model, ModelOptions};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -32,13 +32,37 @@ pub struct EngineLoader {
     stream: GgufStream,
     tensors: Vec<Vec<u8>>,
     total: Option<u64>,
+    /// Refuse, once the header is in, a model whose [`MemoryNeeds::peak`] exceeds this.
+    limit: Option<MemoryLimit>,
+    header_checked: bool,
+}
+
+/// A host memory budget for [`EngineLoader::with_limit`].
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryLimit {
+    pub max_bytes: u64,
+    /// The context the engine will be built with (0: the model's, at most 4096).
+    pub context_length: usize,
 }
 
 impl EngineLoader {
     /// `total_len` is the file size when known (a Content-Length): it bounds what the header
     /// may claim and is reported in progress events.
     pub fn new(total_len: Option<u64>) -> Self {
-        EngineLoader { stream: GgufStream::new(total_len), tensors: Vec::new(), total: total_len }
+        EngineLoader {
+            stream: GgufStream::new(total_len),
+            tensors: Vec::new(),
+            total: total_len,
+            limit: None,
+            header_checked: false,
+        }
+    }
+
+    /// As [`EngineLoader::new`], and as soon as the header has arrived, refuses a model this
+    /// build cannot run (`unsupported_model`) or one that needs more than `limit`
+    /// (`model_too_large`), so a caller streaming a download can stop it there.
+    pub fn with_limit(total_len: Option<u64>, limit: MemoryLimit) -> Self {
+        EngineLoader { limit: Some(limit), ..Self::new(total_len) }
     }
 
     /// The header, once enough bytes have arrived: a model can be refused (unsupported
@@ -48,8 +72,13 @@ impl EngineLoader {
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<LoadProgress> {
-        let tensors = &mut self.tensors;
+        let (tensors, limit, checked) = (&mut self.tensors, self.limit, &mut self.header_checked);
         self.stream.push::<Error>(chunk, |h, c| {
+            // Before the first tensor byte is kept: nothing large is reserved for a model refused.
+            if !*checked {
+                *checked = true;
+                check_needs(h, limit)?;
+            }
             if tensors.is_empty() {
                 tensors.resize_with(h.tensors.len(), Vec::new);
             }
@@ -64,6 +93,12 @@ impl EngineLoader {
             buf.extend_from_slice(c.bytes);
             Ok(())
         })?;
+        if !self.header_checked
+            && let Some(h) = self.stream.header()
+        {
+            self.header_checked = true;
+            check_needs(h, self.limit)?;
+        }
         Ok(LoadProgress { phase: LoadPhase::Read, loaded: self.stream.position(), total: self.total })
     }
 
@@ -78,6 +113,26 @@ impl EngineLoader {
         let gguf = self.stream.header().expect("finish checked the header");
         build(gguf, TensorSource::PerTensor(&self.tensors), backend, options, progress)
     }
+}
+
+/// Refuses a model this build cannot run, or one needing more than `limit`, from its header.
+fn check_needs(h: &Gguf, limit: Option<MemoryLimit>) -> Result<()> {
+    let Some(limit) = limit else { return Ok(()) };
+    let opts = ModelOptions { context_length: limit.context_length, ..Default::default() };
+    let needs = MemoryNeeds::of(h, &opts)?;
+    if needs.peak() > limit.max_bytes {
+        let mib = |b: u64| b.div_ceil(1 << 20);
+        return Err(Error::OutOfMemory(format!(
+            "the model needs about {} MiB ({} MiB of weights, held twice while loading; a {} MiB KV cache; \
+             {} MiB of activations), more than the {} MiB allowed",
+            mib(needs.peak()),
+            mib(needs.weights),
+            mib(needs.kv_cache),
+            mib(needs.activations),
+            mib(limit.max_bytes)
+        )));
+    }
+    Ok(())
 }
 
 impl<B: Backend> Engine<B> {

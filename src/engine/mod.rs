@@ -7,7 +7,7 @@ mod load;
 pub mod request;
 mod stop;
 
-pub use load::{EngineLoader, LoadPhase, LoadProgress};
+pub use load::{EngineLoader, LoadPhase, LoadProgress, MemoryLimit};
 pub use request::{ChatRequest, Completion, CompletionRequest, FinishReason, GenerationOptions, Prompt, Usage};
 pub use stop::StopMatcher;
 

@@ -56,6 +56,40 @@ struct RunState<Buf> {
     logits: Buf,
 }
 
+/// What loading a model takes from the host, by the CPU path's peak (the loader's copy of the
+/// weights and the backend's, the KV cache, the activations): what to compare with a memory
+/// budget once the header has arrived, before the weights are downloaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryNeeds {
+    pub weights: u64,
+    pub kv_cache: u64,
+    pub activations: u64,
+}
+
+impl MemoryNeeds {
+    /// The GGUF's tensors, and a KV cache of `context_length` positions (0: as [`ModelOptions`]).
+    pub fn of(gguf: &Gguf, opts: &ModelOptions) -> Result<MemoryNeeds> {
+        let c = Config::from_metadata(&gguf.metadata, weights::vocab_size(gguf)?)?;
+        let n_ctx = match opts.context_length {
+            0 => c.n_ctx_train.min(4096),
+            n => n,
+        } as u64;
+        let n_batch = (opts.batch_size as u64).clamp(1, n_ctx.max(1));
+        let per_token =
+            3 * c.n_embd.max(c.q_dim()) + c.q_dim() + c.kv_dim() + c.v_dim() + c.n_head * c.head_dim_v + 2 * c.n_ff;
+        Ok(MemoryNeeds {
+            weights: gguf.tensors.iter().map(|t| t.n_bytes).sum(),
+            kv_cache: 4 * c.n_layer as u64 * n_ctx * (c.kv_dim() + c.v_dim()) as u64,
+            activations: 4 * (n_batch * per_token as u64 + (LOGIT_ROWS * (c.n_embd + c.n_vocab)) as u64),
+        })
+    }
+
+    /// Peak bytes: while loading, the weights are held twice (as read, and by the backend).
+    pub fn peak(&self) -> u64 {
+        2 * self.weights + self.kv_cache + self.activations
+    }
+}
+
 pub struct Model<B: Backend> {
     pub config: Config,
     pub backend: B,

@@ -207,6 +207,8 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
       await code('http_404', () => createEngine({ model: '/fixtures/nope.gguf' }));
       await code('webgpu', () => createEngine({ model: url, backend: 'webgpu' }));
       await code('bad_hf', () => createEngine({ model: 'hf:nope' }));
+      // 1.2 MB of weights, held twice while loading: refused from the header under a 1 MB budget.
+      await code('too_big', () => createEngine({ model: url, maxMemoryBytes: 1e6 }));
       await code('abort_load', () => {
         const ac = new AbortController();
         const p = createEngine({ model: url, signal: ac.signal });
@@ -232,6 +234,7 @@ describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }
       http_404: 'PocketLLMError:network',
       webgpu: 'PocketLLMError:webgpu_unavailable',
       bad_hf: 'PocketLLMError:invalid_argument',
+      too_big: 'PocketLLMError:model_too_large',
       abort_load: 'PocketLLMError:aborted',
       no_messages: 'PocketLLMError:invalid_request',
       bad_param: 'PocketLLMError:invalid_argument',
