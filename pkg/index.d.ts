@@ -33,7 +33,7 @@ export type Backend = 'auto' | 'webgpu' | 'cpu';
 export interface LoadProgress {
   /** 'download': bytes fetched from a URL; 'read': bytes read from a File/Blob/ArrayBuffer;
    *  'upload': tensors handed to the backend (loaded/total count tensors). */
-  phase: 'download' | 'read' | 'upload';
+  phase: 'download' | 'cache' | 'read' | 'upload';
   loaded: number;
   /** Undefined while a download's size is unknown (no Content-Length). */
   total?: number;
@@ -51,6 +51,10 @@ export interface CreateEngineOptions {
    *  header has arrived, before the rest is downloaded. Default: 4 GiB (wasm32's limit), or half of
    *  navigator.deviceMemory where the browser tells it. */
   maxMemoryBytes?: number;
+  /** Keep a model loaded by URL in Cache Storage (keyed by URL) and load it from there next time,
+   *  offline too (phase 'cache'). A download that breaks off or a file that fails to load is
+   *  never kept. Default true. */
+  cache?: boolean;
   onProgress?: (p: LoadProgress) => void;
   /** Aborting rejects createEngine with code 'aborted' and stops the worker. */
   signal?: AbortSignal;
@@ -182,3 +186,8 @@ export interface PocketEngine {
 
 /** Loads a model in a new Web Worker and resolves when it is ready. */
 export function createEngine(options: CreateEngineOptions): Promise<PocketEngine>;
+
+/** Models downloaded before and kept for offline use. */
+export function listCachedModels(): Promise<{ url: string; bytes: number }[]>;
+/** Forgets a downloaded model (a URL or an `hf:` spec); resolves to whether it was there. */
+export function deleteCachedModel(model: string): Promise<boolean>;

@@ -96,6 +96,27 @@ class Channel {
 }
 
 const GiB = 2 ** 30;
+// Where the worker keeps downloaded models (Cache Storage, keyed by URL).
+const MODEL_CACHE = 'pocketllm-models-v1';
+
+/** Models downloaded before and kept for offline use: `[{ url, bytes }]`. */
+export async function listCachedModels() {
+  if (!globalThis.caches) return [];
+  const cache = await caches.open(MODEL_CACHE);
+  const out = [];
+  for (const req of await cache.keys()) {
+    const res = await cache.match(req);
+    out.push({ url: req.url, bytes: Number(res?.headers.get('Content-Length')) || 0 });
+  }
+  return out;
+}
+
+/** Forgets a downloaded model (a URL or an `hf:` spec); resolves to whether it was there. */
+export async function deleteCachedModel(model) {
+  if (!globalThis.caches) return false;
+  const url = new URL(resolveModelUrl(String(model)), globalThis.location?.href).href;
+  return (await caches.open(MODEL_CACHE)).delete(url);
+}
 
 // wasm32 addresses at most 4 GiB; where the browser tells the device's memory (Chrome's
 // navigator.deviceMemory, rounded and capped at 8), half of it, so a phone refuses a model it
@@ -124,7 +145,8 @@ export async function createEngine(options = {}) {
   signal?.addEventListener('abort', onAbort);
   try {
     const progress = onProgress && ((m) => onProgress({ phase: m.phase, loaded: m.loaded, total: m.total }));
-    const load = { type: 'load', source, backend, maxMemoryBytes, options: { context_length: contextLength } };
+    const cache = options.cache ?? true;
+    const load = { type: 'load', source, backend, maxMemoryBytes, cache, options: { context_length: contextLength } };
     const { info, backend: used, reason } = await channel.call(load, progress).promise;
     return new Engine(channel, info, used, reason, modelName(model));
   } catch (e) {

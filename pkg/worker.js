@@ -35,36 +35,74 @@ function fail(code, message) {
 
 const CHUNK = 4 << 20;
 
-// Byte chunks of the model, with the phase to report: 'download' (fetch) or 'read' (File,
-// Blob, ArrayBuffer).
-async function* chunksOf(source) {
+// Downloaded models are kept in Cache Storage under their URL (index.js lists and deletes them).
+const CACHE = 'pocketllm-models-v1';
+
+async function* streamChunks(body, what) {
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        throw fail('network', `${what} failed: ${e.message}`);
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    // The loader may refuse the model from its header (model_too_large, unsupported_model,
+    // bad_gguf): the rest is not read.
+    reader.cancel().catch(() => {});
+  }
+}
+
+// Byte chunks of the model, with the phase to report: 'cache' (a model downloaded before),
+// 'download' (fetch; stored in the cache as it arrives when `store` is set) or 'read' (File,
+// Blob, ArrayBuffer). `store.done()` settles the cache entry: kept when the load worked,
+// deleted otherwise (a put of a download that broke off is never committed either).
+async function* chunksOf(source, store) {
   if (source.url !== undefined) {
+    const cache = store ? await globalThis.caches?.open(CACHE).catch(() => undefined) : undefined;
+    const hit = await cache?.match(source.url).catch(() => undefined);
+    if (hit) {
+      const len = Number(hit.headers.get('Content-Length'));
+      yield { total: len > 0 ? len : undefined, phase: 'cache' };
+      store.bad = () => cache.delete(source.url); // a truncated or corrupt entry goes
+      yield* streamChunks(hit.body, `reading ${source.url} from the cache`);
+      return;
+    }
+    const abort = new AbortController();
     let res;
     try {
-      res = await fetch(source.url);
+      res = await fetch(source.url, { signal: abort.signal });
     } catch (e) {
       throw fail('network', `cannot fetch ${source.url}: ${e.message}`);
     }
     if (!res.ok) throw fail('network', `HTTP ${res.status} ${res.statusText} for ${source.url}`);
     const encoded = (res.headers.get('Content-Encoding') || 'identity') !== 'identity';
     const len = Number(res.headers.get('Content-Length'));
-    yield { total: !encoded && len > 0 ? len : undefined, phase: 'download' };
-    const reader = res.body.getReader();
+    const total = !encoded && len > 0 ? len : undefined;
+    yield { total, phase: 'download' };
+    let body = res.body;
+    if (cache && total !== undefined) {
+      const [mine, toCache] = body.tee();
+      body = mine;
+      const headers = { 'Content-Length': String(total), 'Content-Type': 'application/octet-stream' };
+      const put = cache.put(source.url, new Response(toCache, { headers })).then(() => true, () => false);
+      store.bad = async () => {
+        abort.abort(); // both branches error: the put rejects and stores nothing
+        await put;
+        await cache.delete(source.url);
+      };
+      store.good = () => put;
+    }
     try {
-      for (;;) {
-        let r;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          throw fail('network', `download of ${source.url} failed: ${e.message}`);
-        }
-        if (r.done) return;
-        yield r.value;
-      }
-    } finally {
-      // The loader may refuse the model from its header (model_too_large, unsupported_model,
-      // bad_gguf): the rest is not downloaded.
-      reader.cancel().catch(() => {});
+      yield* streamChunks(body, `download of ${source.url}`);
+    } catch (e) {
+      abort.abort();
+      throw e;
     }
   } else if (source.blob !== undefined) {
     yield { total: source.blob.size, phase: 'read' };
@@ -80,12 +118,24 @@ async function* chunksOf(source) {
 
 async function load(m) {
   await init();
+  const store = { good: async () => {}, bad: async () => {} };
+  try {
+    const result = await loadFrom(m, m.cache === false ? undefined : store);
+    await store.good();
+    return result;
+  } catch (e) {
+    await store.bad().catch(() => {});
+    throw e;
+  }
+}
+
+async function loadFrom(m, store) {
   let loader = null;
   let phase = 'read';
   let total;
   let loaded = 0;
   let last = 0;
-  for await (const chunk of chunksOf(m.source)) {
+  for await (const chunk of chunksOf(m.source, store)) {
     if (!(chunk instanceof Uint8Array)) {
       ({ total, phase } = chunk);
       loader = new Loader(total, m.maxMemoryBytes, m.options?.context_length ?? 0);
