@@ -7,7 +7,8 @@
 //   swiglu      out[t * out_stride + r] = silu(y[t][r]) * y[t][n_rows + r]   (gate rows, up rows)
 //   split3      y (+ bias[r]) to row r's part of the fused q/k/v weight: out, out1 or out2
 // Assembled at load as: common.wgsl + quant/weights.wgsl + quant/<type>.wgsl + tile/<TT>.wgsl +
-// the variant's consts + epilogue/<kind>.wgsl + this file.
+// the variant's consts + epilogue/<kind>.wgsl + reduce/<workgroup|subgroup>.wgsl + this file
+// (the Subgroup variant also fills in the two SUBGROUP comments of main).
 // The quant file provides `n_items(n_cols)` and `item_dot(row_byte, item, n_cols)`: the dots of
 // one work item (a run of ITEM values of a row: 32 for block types, 4 for F32/F16/BF16) with the
 // activations of each of the TT tokens of the workgroup's tile, as an `Acc` (one f32 per token:
@@ -26,7 +27,9 @@
 //   power of two dividing WG): 64 for `Base` (one workgroup per row: consecutive invocations
 //   read consecutive blocks, then a tree reduction in workgroup memory), 1 for
 //   `RowPerInvocation` (64 rows per workgroup, no barrier: suits CPU adapters such as lavapipe
-//   and SwiftShader, whose invocations are SIMD lanes). ROWS = WG / TPR rows per workgroup.
+//   and SwiftShader, whose invocations are SIMD lanes), 64 for `Subgroup` (Base with its
+//   reduction done by subgroupAdd, one barrier; GPUs with the `subgroups` feature).
+//   ROWS = WG / TPR rows per workgroup.
 //   TT tokens per workgroup (from the tile file): 1 in the decode kernels (`matvec_*`, used for
 //   one-token steps: exactly the per-token work of a plain matvec), 8 in the prefill kernels
 //   (`matmul_*`): each weight word is read and unpacked once per 8 tokens (prefill on a GPU is
@@ -105,7 +108,9 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
+    // SUBGROUP BUILTINS
 ) {
+    // SUBGROUP SETUP
     let n = min(step.n_tokens, p.max_tokens);
     let t0 = wid.z * TT;
     let row0 = (wid.x + wid.y * nwg.x) * ROWS;
@@ -124,21 +129,7 @@ fn main(
         }
     }
     if (TPR > 1u) {
-        for (var t = 0u; t < TT; t++) {
-            partial[t * WG + lid] = tok(acc, t);
-            if (PAIRED) {
-                partial[(TT + t) * WG + lid] = tok(up, t);
-            }
-        }
-        workgroupBarrier();
-        for (var s = TPR / 2u; s > 0u; s >>= 1u) {
-            if (lane < s) {
-                for (var k = 0u; k < TT * DOTS; k++) {
-                    partial[k * WG + lid] += partial[k * WG + lid + s];
-                }
-            }
-            workgroupBarrier();
-        }
+        reduce(acc, up, lid, lane); // reduce/<workgroup|subgroup>.wgsl
     }
     if (lane == 0u && r < p.n_rows) {
         for (var t = 0u; t < min(TT, n - t0); t++) {

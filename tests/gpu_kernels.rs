@@ -223,6 +223,11 @@ fn matvec_matches_cpu_reference_for_every_type_row_per_invocation() {
 }
 
 #[test]
+fn matvec_matches_cpu_reference_for_every_type_subgroup() {
+    every_type(Variant::Subgroup);
+}
+
+#[test]
 fn runs_within_webgpu_default_limits() {
     // A device created with WebGPU's default limits (256 invocations, 8 storage buffers,
     // 16 KiB workgroup memory, 128 MiB bindings), not the adapter's: every type, both variants,
@@ -533,7 +538,11 @@ fn matmul_type(ctx: &GpuContext, ty: GgmlType, seed: u64) -> f64 {
             Stage::SwiGlu => "_swiglu".into(),
             Stage::Split3 { .. } => "_split3".into(),
         };
-        let rpi = if variant == Variant::RowPerInvocation { "_rpi" } else { "" };
+        let rpi = match variant {
+            Variant::Base => "",
+            Variant::RowPerInvocation => "_rpi",
+            Variant::Subgroup => "_sg",
+        };
         let want = format!("matmul_{}{kind}{rpi}:w", ty.name().to_ascii_lowercase());
         assert_eq!(op.label(), want);
         let p = Product { ty, variant, deq: &deq, cols, x: &xs };
@@ -593,6 +602,11 @@ fn matmul_epilogues_match_cpu_reference_base() {
 #[test]
 fn matmul_epilogues_match_cpu_reference_row_per_invocation() {
     matmul_every_type(Variant::RowPerInvocation);
+}
+
+#[test]
+fn matmul_epilogues_match_cpu_reference_subgroup() {
+    matmul_every_type(Variant::Subgroup);
 }
 
 #[test]

@@ -183,3 +183,19 @@ fn a_lost_device_is_a_device_lost_error_not_a_panic() {
     let e = pollster::block_on(m.forward_greedy(&[5], 0)).unwrap_err();
     assert_eq!(e.code(), "device_lost", "{e}");
 }
+
+#[test]
+fn every_matrix_kernel_variant_runs_whole_models() {
+    use pocketllm::backend::gpu::Variant;
+    // Base and Subgroup are what real GPUs get (lavapipe defaults to RowPerInvocation).
+    for variant in [Variant::Base, Variant::Subgroup] {
+        for (arch, ty) in [(SynthArch::Llama3, GgmlType::Q4_K), (SynthArch::Qwen2, GgmlType::F16)] {
+            let Some(backend) = gpu_with(&GpuOptions { matvec_variant: Some(variant), ..Default::default() }) else {
+                return;
+            };
+            let bytes = synth_model(arch, ty, 31);
+            let what = format!("{} {ty} {variant:?}", arch.name());
+            gpu_matches_cpu(&bytes, backend, &ModelOptions::default(), tolerance(ty), &what);
+        }
+    }
+}

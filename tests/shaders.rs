@@ -20,11 +20,11 @@ const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
 #[test]
 fn every_kernel_variant_validates_within_default_limits() {
     let keys = all_kernel_keys();
-    // Per weight type: matvec (decode) and matmul (prefill) kernels for two variants and four
+    // Per weight type: matvec (decode) and matmul (prefill) kernels for three variants and four
     // epilogues (store, accumulate, swiglu, split3), and one embed kernel; then every op family's
     // variants (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention,
     // argmax, qk_rope_store).
-    assert_eq!(keys.len(), (2 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
+    assert_eq!(keys.len(), (3 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
     assert_eq!(op_families().len(), 10);
     for key in keys {
         let label = key.label();
@@ -32,9 +32,21 @@ fn every_kernel_variant_validates_within_default_limits() {
         assert!(src.contains(&format!("// {label}:")), "{label}: source names its variant");
         let module =
             naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES)
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
+        // The Subgroup variant may use subgroup arithmetic in compute shaders, nothing more.
+        let mut validator = match key.variant.needs_subgroups() {
+            true => {
+                let mut v = naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    BASE_CAPABILITIES | naga::valid::Capabilities::SUBGROUP,
+                );
+                v.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(
+                    naga::valid::SubgroupOperationSet::ARITHMETIC | naga::valid::SubgroupOperationSet::BASIC,
+                );
+                v
+            }
+            false => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES),
+        };
+        validator.validate(&module).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
 
         assert_eq!(module.entry_points.len(), 1, "{label}");
         let ep = &module.entry_points[0];

@@ -148,7 +148,12 @@ impl GpuContext {
             binding_limit = binding_limit.min(cap);
         }
         let binding_limit = binding_limit.min(u32::MAX as u64) & !3;
-        let matvec_variant = opts.matvec_variant.unwrap_or_else(|| Variant::for_adapter(&info));
+        let matvec_variant = opts.matvec_variant.unwrap_or_else(|| Variant::for_adapter(&info, features));
+        if !matvec_variant.runs_on(&info, features) {
+            return Err(GpuError::RequestDevice(format!(
+                "the {matvec_variant:?} kernels need the subgroups feature (largest subgroup at most 64)"
+            )));
+        }
         Ok(GpuContext {
             device,
             queue,

@@ -22,6 +22,8 @@ const STORE: &str = include_str!("../../../shaders/epilogue/store.wgsl");
 const ACCUMULATE: &str = include_str!("../../../shaders/epilogue/accumulate.wgsl");
 const SWIGLU: &str = include_str!("../../../shaders/epilogue/swiglu.wgsl");
 const SPLIT3: &str = include_str!("../../../shaders/epilogue/split3.wgsl");
+const REDUCE_WORKGROUP: &str = include_str!("../../../shaders/reduce/workgroup.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce/subgroup.wgsl");
 
 /// A kernel family: one shader file in `shaders/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,9 +100,9 @@ pub enum ElementwiseOp {
     Swiglu = 2,
 }
 
-/// How a family is compiled. Both variants need no optional feature (f32 arithmetic, f16 via
-/// `unpack2x16float`); `F16` (`enable f16;`) and `Subgroup` variants will be chosen from the
-/// adapter's features later.
+/// How the matrix kernels are compiled. `Base` and `RowPerInvocation` need no optional feature
+/// (f32 arithmetic, f16 via `unpack2x16float`); `Subgroup` needs the `subgroups` feature and is
+/// chosen when the adapter has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
     /// For GPUs: a workgroup of 64 invocations per row reading consecutive blocks, reduced in
@@ -109,15 +111,18 @@ pub enum Variant {
     /// For CPU adapters (lavapipe, SwiftShader): one invocation per row, 64 rows per
     /// workgroup, no barriers (2-4x faster than `Base` on lavapipe).
     RowPerInvocation,
+    /// `Base` whose per-row reduction adds in registers across each subgroup (`subgroupAdd`)
+    /// and needs one barrier instead of six (`shaders/reduce/subgroup.wgsl`).
+    Subgroup,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 2] = [Variant::Base, Variant::RowPerInvocation];
+    pub const ALL: [Variant; 3] = [Variant::Base, Variant::RowPerInvocation, Variant::Subgroup];
 
     /// Invocations that share one row in the matvec kernel (its `TPR`).
     pub fn threads_per_row(self) -> usize {
         match self {
-            Variant::Base => 64,
+            Variant::Base | Variant::Subgroup => 64,
             Variant::RowPerInvocation => 1,
         }
     }
@@ -135,14 +140,35 @@ impl Variant {
     /// occupancy up.
     pub fn tile_tokens(self) -> usize {
         match self {
-            Variant::Base => 8,
+            Variant::Base | Variant::Subgroup => 8,
             Variant::RowPerInvocation => 8,
         }
     }
 
-    /// The default for an adapter: `RowPerInvocation` on CPU adapters, else `Base`.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Self {
-        if info.device_type == wgpu::DeviceType::Cpu { Variant::RowPerInvocation } else { Variant::Base }
+    /// Whether a device with `features` on this adapter can run the variant.
+    pub fn runs_on(self, info: &wgpu::AdapterInfo, features: wgpu::Features) -> bool {
+        match self {
+            Variant::Base | Variant::RowPerInvocation => true,
+            // One partial per subgroup in a 64-invocation workgroup (see reduce/subgroup.wgsl).
+            Variant::Subgroup => features.contains(wgpu::Features::SUBGROUP) && info.subgroup_max_size <= 64,
+        }
+    }
+
+    /// The default for an adapter: `RowPerInvocation` on CPU adapters; on GPUs `Subgroup` when
+    /// the device has subgroups, else `Base`.
+    pub fn for_adapter(info: &wgpu::AdapterInfo, features: wgpu::Features) -> Self {
+        if info.device_type == wgpu::DeviceType::Cpu {
+            Variant::RowPerInvocation
+        } else if Variant::Subgroup.runs_on(info, features) {
+            Variant::Subgroup
+        } else {
+            Variant::Base
+        }
+    }
+
+    /// The naga capabilities its kernels need beyond the baseline.
+    pub fn needs_subgroups(self) -> bool {
+        self == Variant::Subgroup
     }
 }
 
@@ -216,6 +242,7 @@ impl KernelKey {
         match self.variant {
             Variant::Base => {}
             Variant::RowPerInvocation => s.push_str("_rpi"),
+            Variant::Subgroup => s.push_str("_sg"),
         }
         s
     }
@@ -277,10 +304,14 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
         KernelFamily::Matvec(e) | KernelFamily::Matmul(e) => {
             let (name, quant) = weight_source("matvec")?;
             let (epilogue, tt) = (e.name(), key.tile_tokens());
+            let (reduce_file, reduce, main) = match key.variant {
+                Variant::Subgroup => ("subgroup", REDUCE_SUBGROUP, with_subgroup_builtins(MATVEC)?),
+                _ => ("workgroup", REDUCE_WORKGROUP, MATVEC.to_string()),
+            };
             format!(
                 "// {label}: generated from common.wgsl + quant/weights.wgsl + quant/{name}.wgsl + tile/{tt}.wgsl + \
-                 epilogue/{epilogue}.wgsl + matvec.wgsl\n\
-                 {COMMON}\n{WEIGHTS}\n{quant}\n{}\n// variant {:?}\nconst TPR: u32 = {}u;\n{}\n{MATVEC}",
+                 epilogue/{epilogue}.wgsl + reduce/{reduce_file}.wgsl + matvec.wgsl\n\
+                 {COMMON}\n{WEIGHTS}\n{quant}\n{}\n// variant {:?}\nconst TPR: u32 = {}u;\n{}\n{reduce}\n{main}",
                 tile_source(tt)?,
                 key.variant,
                 key.variant.threads_per_row(),
@@ -312,6 +343,22 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
         KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
         KernelFamily::QkRopeStore => plain("qk_rope_store.wgsl", "", QK_ROPE_STORE),
     })
+}
+
+/// `matvec.wgsl` with the subgroup builtins its entry point takes in the `Subgroup` variant
+/// (builtins can only be entry-point parameters, and other variants must not name them).
+fn with_subgroup_builtins(main: &str) -> Result<String, GpuError> {
+    const BUILTINS: &str = "    // SUBGROUP BUILTINS\n";
+    const SETUP: &str = "    // SUBGROUP SETUP\n";
+    if !main.contains(BUILTINS) || !main.contains(SETUP) {
+        return Err(GpuError::Invalid("matvec.wgsl lost its SUBGROUP markers".into()));
+    }
+    Ok(main
+        .replace(
+            BUILTINS,
+            "    @builtin(subgroup_invocation_id) subgroup_lane: u32,\n    @builtin(subgroup_size) subgroup_len: u32,\n",
+        )
+        .replace(SETUP, "    sg_lane = subgroup_lane;\n    sg_size = subgroup_len;\n"))
 }
 
 /// Every kernel variant the crate can build (what `tests/shaders.rs` validates).
