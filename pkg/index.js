@@ -266,6 +266,12 @@ class Engine {
     return this.#channel.call({ type: 'reset' }).promise;
   }
 
+  /** Destroys the GPU device under the engine, as a driver reset would (tests of the fall-back
+   *  to the CPU). Not part of the typed API. */
+  async _loseDeviceForTesting() {
+    return this.#channel.call({ type: 'lose-device' }).promise;
+  }
+
   /** Stops the worker and frees the model; later calls reject with code 'invalid_state'. */
   async unload() {
     this.#channel.close(new PocketLLMError('invalid_state', 'the engine was unloaded'));
@@ -319,7 +325,11 @@ class Engine {
       result = Promise.resolve(skipped);
     } else {
       call = this.#channel.call({ type: kind, request }, stream ? onEvent : undefined);
-      result = call.promise;
+      // The worker answers on the CPU when the GPU was lost mid-session: say so.
+      result = call.promise.then((r) => {
+        if (r.backend_switch) ({ backend: this.backend, reason: this.backendReason } = r.backend_switch);
+        return r;
+      });
       const onAbort = () => {
         out?.dropText();
         this.#channel.post({ type: 'cancel', target: call.id });

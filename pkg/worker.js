@@ -116,8 +116,12 @@ async function* chunksOf(source, store) {
   }
 }
 
+// The last load request: what a GPU lost mid-session reloads from, onto the CPU.
+let lastLoad = null;
+
 async function load(m) {
   await init();
+  lastLoad = m;
   const store = { good: async () => {}, bad: async () => {} };
   try {
     const result = await loadFrom(m, m.cache === false ? undefined : store);
@@ -181,11 +185,34 @@ const cancelled = (prompt_tokens = 0) => ({
 async function generate(m) {
   pending.delete(m.id);
   if (cancelledEarly.delete(m.id)) return cancelled();
-  const onDelta = m.request.stream ? (text) => post({ id: m.id, type: 'delta', text }) : undefined;
+  let sent = '';
+  const onDelta = m.request.stream
+    ? (text) => {
+        sent += text;
+        post({ id: m.id, type: 'delta', text });
+      }
+    : undefined;
   const json = JSON.stringify(m.request);
+  const run = (delta) => (m.type === 'chat' ? engine.chat(json, delta, yieldNow) : engine.complete(json, delta, yieldNow));
   running = m.id;
   try {
-    return await (m.type === 'chat' ? engine.chat(json, onDelta, yieldNow) : engine.complete(json, onDelta, yieldNow));
+    return await run(onDelta);
+  } catch (e) {
+    if (e?.code !== 'device_lost' || !engine.backend().startsWith('webgpu') || !lastLoad) throw e;
+    // The GPU is gone (driver reset, the browser reclaimed it): reload the model on the CPU
+    // (from the cache, for a URL) and answer the same request there. The conversation is in
+    // the request, so nothing is lost; a stream goes on after the text it already sent.
+    const reason = `the GPU was lost (${e.message}); continuing on the CPU (SIMD wasm)`;
+    await load({ ...lastLoad, id: -1, backend: 'cpu' });
+    let redone = '';
+    const resume =
+      onDelta &&
+      ((text) => {
+        const from = Math.max(redone.length, sent.length);
+        redone += text;
+        if (redone.length > from) post({ id: m.id, type: 'delta', text: redone.slice(from) });
+      });
+    return { ...(await run(resume)), backend_switch: { backend: 'cpu', reason } };
   } finally {
     running = null;
   }
@@ -205,6 +232,8 @@ async function handle(m) {
       return engine.detokenize(Uint32Array.from(m.tokens));
     case 'reset':
       return engine.reset();
+    case 'lose-device':
+      return engine.loseDevice();
     default:
       throw fail('invalid_request', `unknown message type ${m.type}`);
   }

@@ -234,6 +234,16 @@ impl WasmEngine {
         self.backend.clone()
     }
 
+    /// Destroys the GPU device, as a driver reset or the browser reclaiming the GPU would: how
+    /// the tests exercise the worker's fall-back to the CPU. Does nothing on the CPU backend.
+    #[wasm_bindgen(js_name = loseDevice)]
+    pub fn lose_device(&self) -> Result<(), JsValue> {
+        if let AnyEngine::Gpu(e) = &*self.engine.try_borrow().map_err(|_| busy())? {
+            e.backend().context().device().destroy();
+        }
+        Ok(())
+    }
+
     /// Forgets the cached conversation.
     pub fn reset(&self) -> Result<(), JsValue> {
         let mut e = self.engine.try_borrow_mut().map_err(|_| busy())?;

@@ -100,4 +100,30 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: !have
       console.log(`${path.basename(model)}: webgpu decode ${r.gpu.usage.decode_tok_s.toFixed(1)} tok/s, cpu ${r.cpu.usage.decode_tok_s.toFixed(1)} tok/s`);
     });
   }
+
+  test('a GPU lost mid-session: the same chat goes on on the CPU, and says so', async () => {
+    const r = await inPage(async ({ createEngine }, url) => {
+      const messages = [{ role: 'user', content: 'Tell me a story.' }];
+      const ask = (engine, extra = {}) => engine.chat.completions.create({ messages, max_tokens: 24, temperature: 0, ...extra });
+      const cpu = await createEngine({ model: url, backend: 'cpu' });
+      const want = (await ask(cpu)).choices[0].message.content;
+      await cpu.unload();
+      const engine = await createEngine({ model: url, backend: 'webgpu' });
+      const before = { backend: engine.backend, text: (await ask(engine)).choices[0].message.content };
+      await engine._loseDeviceForTesting();
+      const chunks = [];
+      for await (const c of await ask(engine, { stream: true })) chunks.push(c.choices[0].delta.content ?? '');
+      const after = { backend: engine.backend, reason: engine.backendReason, text: chunks.join('') };
+      const again = (await ask(engine)).choices[0].message.content;
+      await engine.unload();
+      return { want, before, after, again };
+    }, '/fixtures/models/stories260k/stories260K-F32.gguf');
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.before.backend, 'webgpu');
+    assert.equal(r.before.text, r.want);
+    assert.equal(r.after.backend, 'cpu');
+    assert.match(r.after.reason, /GPU was lost/);
+    assert.equal(r.after.text, r.want, 'the streamed answer after the loss is the whole answer, once');
+    assert.equal(r.again, r.want);
+  });
 });
