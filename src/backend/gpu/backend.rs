@@ -94,7 +94,9 @@ impl GpuBackend {
     /// The adapter, as `name (backend, device type)`.
     pub fn adapter_name(&self) -> String {
         let info = self.ctx.adapter_info();
-        format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        // Browsers may hide the name (Chromium gives SwiftShader's as "").
+        let name = if info.name.is_empty() { "unnamed adapter" } else { info.name.as_str() };
+        format!("{name} ({:?}, {:?})", info.backend, info.device_type)
     }
 
     /// Whether the adapter is a software renderer (lavapipe, SwiftShader, WARP): correct but
