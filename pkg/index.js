@@ -139,7 +139,11 @@ export async function createEngine(options = {}) {
   const source = sourceOf(model);
   if (signal?.aborted) throw aborted('loading the model');
 
-  const worker = new Worker(workerUrl ?? new URL('./worker.js', import.meta.url), { type: 'module', name: 'pocketllm' });
+  // The literal `new Worker(new URL('./worker.js', import.meta.url))` form is what bundlers
+  // (Vite, webpack 5) recognise and bundle, with the worker's own imports and the .wasm.
+  const worker = workerUrl
+    ? new Worker(workerUrl, { type: 'module', name: 'pocketllm' })
+    : new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'pocketllm' });
   const channel = new Channel(worker);
   const onAbort = () => channel.close(aborted('loading the model'));
   signal?.addEventListener('abort', onAbort);
