@@ -320,14 +320,25 @@ fn weights_streamed_in_chunks_of_any_size() {
         let mut up = ctx.begin_weight("streamed", ty, rows, cols).unwrap();
         let sizes = [1usize, 3, 7, 250, 2, 1021, 5, 64];
         let (mut at, mut k) = (0, 0);
+        let mut chunks = Vec::new();
         while at < bytes.len() {
             let n = sizes[k % sizes.len()].min(bytes.len() - at);
             up.write(&ctx, &bytes[at..at + n]).unwrap();
+            chunks.push(at..at + n);
             at += n;
             k += 1;
         }
         assert_eq!(up.written(), bytes.len());
         let streamed = up.finish(&ctx).unwrap();
+        // The same chunks in another order, at their offsets (how the parts of a fused weight
+        // arrive): bit-identical results too.
+        let mut shuffled = ctx.begin_weight("shuffled", ty, rows, cols).unwrap();
+        let order = (0..chunks.len()).rev().filter(|i| i % 2 == 1).chain((0..chunks.len()).filter(|i| i % 2 == 0));
+        for i in order {
+            let c = chunks[i].clone();
+            shuffled.write_at(&ctx, c.start, &bytes[c]).unwrap();
+        }
+        let shuffled = shuffled.finish(&ctx).unwrap();
         assert!(streamed.n_pieces() > 1, "{ty}");
 
         let x: Vec<f32> = (0..cols).map(|i| ((i * 7 % 13) as f32 - 6.0) / 7.0).collect();
@@ -337,12 +348,16 @@ fn weights_streamed_in_chunks_of_any_size() {
         let mut enc = ctx.device().create_command_encoder(&Default::default());
         ctx.prepare_matvec(&whole, &xb, 0, &outs[0], 0).unwrap().encode_pass(&mut enc, 1);
         ctx.prepare_matvec(&streamed, &xb, 0, &outs[1], 0).unwrap().encode_pass(&mut enc, 1);
+        let out3 = ctx.alloc_f32("c", rows).unwrap();
+        ctx.prepare_matvec(&shuffled, &xb, 0, &out3, 0).unwrap().encode_pass(&mut enc, 1);
         ctx.submit(enc);
         let rb = Readback::new(&ctx, "rb", rows).unwrap();
-        let (mut a, mut b) = (vec![0f32; rows], vec![0f32; rows]);
+        let (mut a, mut b, mut c) = (vec![0f32; rows], vec![0f32; rows], vec![0f32; rows]);
         rb.read_f32_blocking(&ctx, &outs[0], 0, &mut a).unwrap();
         rb.read_f32_blocking(&ctx, &outs[1], 0, &mut b).unwrap();
+        rb.read_f32_blocking(&ctx, &out3, 0, &mut c).unwrap();
         assert_eq!(a, b, "{ty}: streamed upload differs");
+        assert_eq!(a, c, "{ty}: upload at shuffled offsets differs");
     }
     // Too many bytes, or finishing early, are typed errors.
     let mut up = ctx.begin_weight("short", GgmlType::Q8_0, 2, 32).unwrap();

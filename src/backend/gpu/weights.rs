@@ -159,22 +159,23 @@ impl GpuContext {
             row0 += n;
         }
         let weight = GpuWeight { name: name.to_string(), ty, rows, cols, row_bytes, pieces };
-        Ok(WeightUpload { weight, written: 0, piece: 0, carry: [0; 4], carry_len: 0 })
+        Ok(WeightUpload { weight, written: 0, cursor: 0, partial: Vec::new() })
     }
 }
 
-/// A weight tensor being filled chunk by chunk, in order ([`GpuContext::begin_weight`]).
-/// Chunks may have any length and cross row and buffer boundaries; bytes that do not complete
-/// a 4-byte word (the unit of `write_buffer`) wait in `carry` for the next chunk.
+/// A weight tensor being filled chunk by chunk ([`GpuContext::begin_weight`]): in order with
+/// [`WeightUpload::write`], or at any byte offset with [`WeightUpload::write_at`] (the parts of a
+/// fused weight arrive in the file's order, not the rows'). Chunks may have any length and cross
+/// row and buffer boundaries; `write_buffer` works in 4-byte words, so the bytes of a word that
+/// one write does not cover wait in `partial` until the rest arrive (or `finish` pads them).
 pub struct WeightUpload {
     weight: GpuWeight,
-    /// Tensor bytes received so far.
+    /// Tensor bytes received so far (each byte is written once).
     written: usize,
-    /// The piece `written` falls in.
-    piece: usize,
-    /// Received bytes not yet written; they start at a word boundary of the current piece.
-    carry: [u8; 4],
-    carry_len: usize,
+    /// Where the next [`WeightUpload::write`] goes.
+    cursor: usize,
+    /// Words of a piece received in part: (piece, byte offset of the word, bytes, mask of bytes set).
+    partial: Vec<(usize, usize, [u8; 4], u8)>,
 }
 
 impl WeightUpload {
@@ -186,63 +187,77 @@ impl WeightUpload {
         self.written
     }
 
-    /// Queues the next `chunk` of the tensor's bytes.
-    pub fn write(&mut self, ctx: &GpuContext, mut chunk: &[u8]) -> Result<(), GpuError> {
-        if self.written + chunk.len() > self.total_bytes() {
+    /// Queues the next `chunk` of the tensor's bytes (after the previous chunk).
+    pub fn write(&mut self, ctx: &GpuContext, chunk: &[u8]) -> Result<(), GpuError> {
+        self.write_at(ctx, self.cursor, chunk)?;
+        self.cursor += chunk.len();
+        Ok(())
+    }
+
+    /// Queues `chunk` as the tensor's bytes from byte `offset` on.
+    pub fn write_at(&mut self, ctx: &GpuContext, offset: usize, mut chunk: &[u8]) -> Result<(), GpuError> {
+        if offset + chunk.len() > self.total_bytes() {
             return Err(GpuError::Invalid(format!(
-                "{}: {} bytes written to a tensor of {}",
+                "{}: bytes {offset}..{} written to a tensor of {}",
                 self.weight.name,
-                self.written + chunk.len(),
+                offset + chunk.len(),
                 self.total_bytes()
             )));
         }
         let rb = self.weight.row_bytes;
+        let mut at = offset;
         while !chunk.is_empty() {
-            let p = &self.weight.pieces[self.piece];
+            let piece = self.weight.pieces.iter().position(|p| at < (p.row0 + p.rows) * rb).unwrap_or(0);
+            let p = &self.weight.pieces[piece];
             let (start, end) = (p.row0 * rb, (p.row0 + p.rows) * rb);
-            let take = chunk.len().min(end - self.written);
-            let (now, rest) = chunk.split_at(take);
-            self.write_piece(ctx, self.written - start, now);
-            self.written += take;
+            let (now, rest) = chunk.split_at(chunk.len().min(end - at));
+            self.write_piece(ctx, piece, at - start, now);
+            self.written += now.len();
+            at += now.len();
             chunk = rest;
-            if self.written == end {
-                if self.carry_len > 0 {
-                    // The piece's last partial word, zero-padded (the buffer is padded to 4).
-                    self.carry[self.carry_len..].fill(0);
-                    let off = end - start - self.carry_len;
-                    ctx.queue.write_buffer(&self.weight.pieces[self.piece].buffer, off as u64, &self.carry);
-                    self.carry_len = 0;
-                }
-                self.piece = (self.piece + 1).min(self.weight.pieces.len() - 1);
-            }
         }
         Ok(())
     }
 
-    /// Writes `data`, which starts at byte `local` of the current piece.
-    fn write_piece(&mut self, ctx: &GpuContext, mut local: usize, mut data: &[u8]) {
-        let buffer = &self.weight.pieces[self.piece].buffer;
-        if self.carry_len > 0 {
-            let need = (4 - self.carry_len).min(data.len());
-            self.carry[self.carry_len..self.carry_len + need].copy_from_slice(&data[..need]);
-            self.carry_len += need;
-            data = &data[need..];
-            local += need;
-            if self.carry_len < 4 {
-                return;
-            }
-            ctx.queue.write_buffer(buffer, (local - 4) as u64, &self.carry);
-            self.carry_len = 0;
-        }
+    /// Writes `data` from byte `local` of piece `piece`: whole words at once, the bytes of
+    /// partly covered words through `partial`.
+    fn write_piece(&mut self, ctx: &GpuContext, piece: usize, mut local: usize, mut data: &[u8]) {
+        let head = ((4 - local % 4) % 4).min(data.len());
+        self.merge(ctx, piece, local, &data[..head]);
+        (local, data) = (local + head, &data[head..]);
         let whole = data.len() / 4 * 4;
         if whole > 0 {
-            ctx.queue.write_buffer(buffer, local as u64, &data[..whole]);
+            ctx.queue.write_buffer(&self.weight.pieces[piece].buffer, local as u64, &data[..whole]);
         }
-        self.carry_len = data.len() - whole;
-        self.carry[..self.carry_len].copy_from_slice(&data[whole..]);
+        self.merge(ctx, piece, local + whole, &data[whole..]);
     }
 
-    /// The uploaded tensor, once every byte has been written.
+    /// Adds `bytes` (within one word) at byte `local` of a piece; writes the word once complete.
+    fn merge(&mut self, ctx: &GpuContext, piece: usize, local: usize, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let word = local / 4 * 4;
+        let i = match self.partial.iter().position(|&(p, w, _, _)| p == piece && w == word) {
+            Some(i) => i,
+            None => {
+                self.partial.push((piece, word, [0; 4], 0));
+                self.partial.len() - 1
+            }
+        };
+        let entry = &mut self.partial[i];
+        for (k, &b) in bytes.iter().enumerate() {
+            entry.2[local - word + k] = b;
+            entry.3 |= 1 << (local - word + k);
+        }
+        if entry.3 == 0b1111 {
+            ctx.queue.write_buffer(&self.weight.pieces[piece].buffer, word as u64, &entry.2);
+            self.partial.swap_remove(i);
+        }
+    }
+
+    /// The uploaded tensor, once every byte has been written. Words left partial are the ends
+    /// of pieces: written zero-padded (each buffer is padded to 4).
     pub fn finish(self, ctx: &GpuContext) -> Result<GpuWeight, GpuError> {
         if self.written != self.total_bytes() {
             return Err(GpuError::Invalid(format!(
@@ -251,6 +266,9 @@ impl WeightUpload {
                 self.written,
                 self.total_bytes()
             )));
+        }
+        for (piece, word, bytes, _) in &self.partial {
+            ctx.queue.write_buffer(&self.weight.pieces[*piece].buffer, *word as u64, bytes);
         }
         ctx.check()?;
         Ok(self.weight)
