@@ -332,3 +332,34 @@ fn a_model_over_the_memory_limit_is_refused_as_soon_as_its_header_arrives() {
     let e = EngineLoader::with_limit(None, bigger).push(&bytes).err().map(|e| e.code());
     assert_eq!(e, Some("model_too_large"));
 }
+
+#[test]
+fn streaming_onto_the_backend_equals_loading_the_whole_file() {
+    use pocketllm::engine::{EngineLoader, StreamingLoader};
+    for (arch, ty) in
+        [(SynthArch::Llama3, GgmlType::Q4_K), (SynthArch::Qwen2, GgmlType::Q8_0), (SynthArch::Qwen3, GgmlType::F16)]
+    {
+        let bytes = synth_model(arch, ty, 12);
+        let mut streamed =
+            StreamingLoader::new(EngineLoader::new(Some(bytes.len() as u64)), CpuBackend::new(1).unwrap());
+        for chunk in bytes.chunks(4093) {
+            streamed.push(chunk).unwrap();
+        }
+        let mut uploads = Vec::new();
+        let mut streamed = streamed.finish(EngineOptions::default(), &mut |p| uploads.push(p.loaded)).unwrap();
+        assert_eq!(uploads.last().copied(), Some(pocketllm::gguf::Gguf::parse(&bytes).unwrap().tensors.len() as u64));
+        let mut whole = engine(&bytes, EngineOptions::default());
+        let req =
+            CompletionRequest { prompt: Prompt::Tokens(vec![1, 40, 41, 300]), add_special: false, options: greedy(12) };
+        let name = arch.name();
+        assert_eq!(
+            block(streamed.complete(&req)).unwrap().tokens,
+            block(whole.complete(&req)).unwrap().tokens,
+            "{name} {ty}"
+        );
+        // A stream that stops short is an error, not a model with holes.
+        let mut cut = StreamingLoader::new(EngineLoader::new(Some(bytes.len() as u64)), CpuBackend::new(1).unwrap());
+        cut.push(&bytes[..bytes.len() - 100]).unwrap();
+        assert!(cut.finish(EngineOptions::default(), &mut |_| {}).is_err(), "{name} {ty}");
+    }
+}

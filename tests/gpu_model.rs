@@ -199,3 +199,25 @@ fn every_matrix_kernel_variant_runs_whole_models() {
         }
     }
 }
+
+#[test]
+fn a_file_streamed_onto_the_gpu_runs_like_one_uploaded_whole() {
+    use pocketllm::engine::{EngineLoader, StreamingLoader};
+    for (arch, ty) in [(SynthArch::Llama, GgmlType::Q4_0), (SynthArch::Qwen2, GgmlType::Q8_0)] {
+        let (Some(a), Some(b)) = (gpu(), gpu()) else { return };
+        let bytes = synth_model(arch, ty, 13);
+        // Odd-sized chunks: parts of the fused q/k/v and gate/up weights land at unaligned offsets.
+        let mut streamed = StreamingLoader::new(EngineLoader::new(Some(bytes.len() as u64)), a);
+        for chunk in bytes.chunks(3001) {
+            streamed.push(chunk).unwrap();
+        }
+        let mut streamed = streamed.finish(EngineOptions::default(), &mut |_| {}).unwrap();
+        let mut whole = Engine::load_bytes(&bytes, b, EngineOptions::default()).unwrap();
+        let greedy = GenerationOptions { max_tokens: 16, temperature: 0.0, ignore_eos: true, ..Default::default() };
+        let (s0, w0) = (streamed.backend().counters(), whole.backend().counters());
+        assert_eq!(complete(&mut streamed, greedy.clone()), complete(&mut whole, greedy), "{} {ty}", arch.name());
+        // Fused there too: exactly the dispatches of the whole upload.
+        let (s1, w1) = (streamed.backend().counters().since(&s0), whole.backend().counters().since(&w0));
+        assert_eq!(s1, w1);
+    }
+}

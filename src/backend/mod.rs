@@ -45,6 +45,8 @@ pub trait Backend {
     type Buffer;
     /// Keys and values of every layer for `n_ctx` positions.
     type KvCache;
+    /// A weight being filled as its bytes arrive ([`Backend::begin_weight`]).
+    type Upload;
 
     fn name(&self) -> &'static str;
 
@@ -61,6 +63,12 @@ pub trait Backend {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self::Weight>;
+    /// Starts a tensor whose GGUF bytes will arrive in pieces (a streamed download): written
+    /// at their byte offsets by [`Backend::write_weight`], in any order, each byte once.
+    fn begin_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<Self::Upload>;
+    fn write_weight(&mut self, upload: &mut Self::Upload, offset: usize, bytes: &[u8]) -> Result<()>;
+    /// The weight, once all its bytes were written.
+    fn finish_weight(&mut self, upload: Self::Upload) -> Result<Self::Weight>;
     fn alloc(&mut self, name: &str, len: usize) -> Result<Self::Buffer>;
     fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<Self::KvCache>;
     /// Rope tables are fixed per model: set once at load. `freq_factors` is llama3's `rope_freqs`.

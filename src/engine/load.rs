@@ -4,12 +4,13 @@
 use super::{Engine, EngineOptions, ModelInfo};
 use crate::backend::Backend;
 use crate::chat::ChatTemplate;
-use crate::gguf::{Gguf, GgufStream};
+use crate::gguf::{Gguf, GgufStream, TensorChunk};
 use crate::model::weights::{TensorSource, tensor_summary};
 use crate::model::{MemoryNeeds, Model, ModelOptions};
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -72,6 +73,16 @@ impl EngineLoader {
     }
 
     pub fn push(&mut self, chunk: &[u8]) -> Result<LoadProgress> {
+        self.push_with(chunk, &mut |_, _| Ok(false))
+    }
+
+    /// [`EngineLoader::push`] offering each piece of tensor data to `sink` first: pieces it
+    /// takes (`Ok(true)`, written to the backend) are not kept here.
+    pub(super) fn push_with(
+        &mut self,
+        chunk: &[u8],
+        sink: &mut dyn FnMut(&Gguf, &TensorChunk) -> Result<bool>,
+    ) -> Result<LoadProgress> {
         let (tensors, limit, checked) = (&mut self.tensors, self.limit, &mut self.header_checked);
         self.stream.push::<Error>(chunk, |h, c| {
             // Before the first tensor byte is kept: nothing large is reserved for a model refused.
@@ -81,6 +92,9 @@ impl EngineLoader {
             }
             if tensors.is_empty() {
                 tensors.resize_with(h.tensors.len(), Vec::new);
+            }
+            if sink(h, &c)? {
+                return Ok(());
             }
             let buf = &mut tensors[c.tensor];
             if buf.capacity() == 0 {
@@ -109,9 +123,20 @@ impl EngineLoader {
         options: EngineOptions,
         progress: &mut dyn FnMut(&LoadProgress),
     ) -> Result<Engine<B>> {
+        self.finish_prebuilt(backend, HashMap::new(), options, progress)
+    }
+
+    /// [`EngineLoader::finish`] with the weights a sink already put on the backend.
+    pub(super) fn finish_prebuilt<B: Backend>(
+        self,
+        backend: B,
+        prebuilt: HashMap<String, B::Weight>,
+        options: EngineOptions,
+        progress: &mut dyn FnMut(&LoadProgress),
+    ) -> Result<Engine<B>> {
         self.stream.finish()?;
         let gguf = self.stream.header().expect("finish checked the header");
-        build(gguf, TensorSource::PerTensor(&self.tensors), backend, options, progress)
+        build(gguf, TensorSource::PerTensor(&self.tensors), prebuilt, backend, options, progress)
     }
 }
 
@@ -139,7 +164,7 @@ impl<B: Backend> Engine<B> {
     /// Loads from a whole GGUF file in memory.
     pub fn load_bytes(bytes: &[u8], backend: B, options: EngineOptions) -> Result<Self> {
         let gguf = Gguf::parse(bytes)?;
-        build(&gguf, TensorSource::File(bytes), backend, options, &mut |_| {})
+        build(&gguf, TensorSource::File(bytes), HashMap::new(), backend, options, &mut |_| {})
     }
 
     /// Loads from a sequence of chunks, reporting progress after each.
@@ -188,6 +213,7 @@ impl<B: Backend> Engine<B> {
 fn build<B: Backend>(
     gguf: &Gguf,
     source: TensorSource,
+    prebuilt: HashMap<String, B::Weight>,
     backend: B,
     options: EngineOptions,
     progress: &mut dyn FnMut(&LoadProgress),
@@ -201,7 +227,7 @@ fn build<B: Backend>(
     let mut on_upload = |done: usize, total: usize| {
         progress(&LoadProgress { phase: LoadPhase::Upload, loaded: done as u64, total: Some(total as u64) })
     };
-    let model = Model::load_with_progress(gguf, source, backend, &model_opts, &mut on_upload)?;
+    let model = Model::load_prebuilt(gguf, source, prebuilt, backend, &model_opts, &mut on_upload)?;
     if tokenizer.n_vocab() > model.n_vocab() {
         return Err(Error::InvalidModel(format!(
             "the tokenizer has {} tokens but the embedding only {} rows",

@@ -6,10 +6,12 @@ mod generate;
 mod load;
 pub mod request;
 mod stop;
+mod stream;
 
 pub use load::{EngineLoader, LoadPhase, LoadProgress, MemoryLimit};
 pub use request::{ChatRequest, Completion, CompletionRequest, FinishReason, GenerationOptions, Prompt, Usage};
 pub use stop::StopMatcher;
+pub use stream::StreamingLoader;
 
 use crate::backend::Backend;
 use crate::chat::{ChatMessage, ChatTemplate, TemplateSource};

@@ -115,6 +115,19 @@ impl<B: Backend> Model<B> {
     pub fn load_with_progress(
         gguf: &Gguf,
         source: TensorSource,
+        backend: B,
+        opts: &ModelOptions,
+        on_upload: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        Self::load_prebuilt(gguf, source, std::collections::HashMap::new(), backend, opts, on_upload)
+    }
+
+    /// `load_with_progress` where the weights in `prebuilt` (by name, as
+    /// [`weights::upload_plan`] names them) are already on the backend.
+    pub fn load_prebuilt(
+        gguf: &Gguf,
+        source: TensorSource,
+        prebuilt: std::collections::HashMap<String, B::Weight>,
         mut backend: B,
         opts: &ModelOptions,
         on_upload: &mut dyn FnMut(usize, usize),
@@ -126,8 +139,15 @@ impl<B: Backend> Model<B> {
             n => n,
         };
         let n_batch = opts.batch_size.clamp(1, n_ctx);
-        let mut loader =
-            Loader { gguf, source, backend: &mut backend, uploaded: 0, on_upload, fuse: opts.fuse_projections };
+        let mut loader = Loader {
+            gguf,
+            source,
+            backend: &mut backend,
+            uploaded: 0,
+            on_upload,
+            fuse: opts.fuse_projections,
+            prebuilt,
+        };
         let weights = loader.load(&config)?;
         let freq_factors = loader.host_vector("rope_freqs.weight")?;
         backend.set_rope(&config.rope, freq_factors.as_deref())?;

@@ -5,6 +5,7 @@ use crate::backend::Backend;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
+use std::collections::HashMap;
 
 pub struct LayerWeights<W> {
     pub attn_norm: W,
@@ -71,6 +72,9 @@ pub struct Loader<'a, B: Backend> {
     pub on_upload: &'a mut dyn FnMut(usize, usize),
     /// Concatenate projections for fused ops where possible (see [`Qkv`]).
     pub fuse: bool,
+    /// Weights already on the backend by name (streamed there as the file arrived, following
+    /// [`upload_plan`]); the rest come from `source`.
+    pub prebuilt: HashMap<String, B::Weight>,
 }
 
 impl<B: Backend> Loader<'_, B> {
@@ -93,6 +97,11 @@ impl<B: Backend> Loader<'_, B> {
     fn optional(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<B::Weight>> {
         let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
         self.check_shape(name, rows, cols)?;
+        if let Some(w) = self.prebuilt.remove(name) {
+            self.uploaded += 1;
+            (self.on_upload)(self.uploaded, self.gguf.tensors.len());
+            return Ok(Some(w));
+        }
         let bytes = self.source.bytes(self.gguf, index);
         let weight = self.backend.upload_weight(name, t.ty, rows, cols, bytes)?;
         self.uploaded += 1;
@@ -109,25 +118,17 @@ impl<B: Backend> Loader<'_, B> {
         rows: &[usize],
         cols: usize,
     ) -> Result<Option<B::Weight>> {
-        if !self.fuse {
-            return Ok(None);
+        if let Some(w) = self.prebuilt.remove(fused_name) {
+            self.uploaded += names.len();
+            (self.on_upload)(self.uploaded, self.gguf.tensors.len());
+            return Ok(Some(w));
         }
-        let mut parts = Vec::with_capacity(names.len());
-        for (name, &r) in names.iter().zip(rows) {
-            let Some((index, t)) = find(self.gguf, name) else { return Ok(None) };
-            if t.rows_cols() != (r, cols) || t.dims.len() > 2 {
-                return Ok(None); // `tensor` reports the shape error when loaded separately
-            }
-            parts.push((index, t.ty));
-        }
-        let ty = parts[0].1;
-        let total: usize = parts.iter().map(|&(i, _)| self.source.bytes(self.gguf, i).len()).sum();
-        if parts.iter().any(|&(_, t)| t != ty) || total > self.backend.max_fused_bytes() {
-            return Ok(None);
-        }
+        let max = if self.fuse { self.backend.max_fused_bytes() } else { 0 };
+        let Some((ty, parts)) = fusable(self.gguf, names, rows, cols, max) else { return Ok(None) };
+        let total: usize = parts.iter().map(|&i| self.source.bytes(self.gguf, i).len()).sum();
         let mut bytes = Vec::new();
         bytes.try_reserve_exact(total).map_err(|_| Error::OutOfMemory(format!("{fused_name}: {} MiB", total >> 20)))?;
-        for &(index, _) in &parts {
+        for &index in &parts {
             bytes.extend_from_slice(self.source.bytes(self.gguf, index));
         }
         let weight = self.backend.upload_weight(fused_name, ty, rows.iter().sum(), cols, &bytes)?;
@@ -148,11 +149,10 @@ impl<B: Backend> Loader<'_, B> {
 
     fn qkv(&mut self, c: &Config, i: usize) -> Result<Qkv<B::Weight>> {
         let name = |s: &str| format!("blk.{i}.{s}");
-        let weights = [name("attn_q.weight"), name("attn_k.weight"), name("attn_v.weight")];
-        let widths = [c.q_dim(), c.kv_dim(), c.v_dim()];
+        let FusedGroup { name: fused, parts: weights, rows: widths } = qkv_group(c, i);
         let biases = [name("attn_q.bias"), name("attn_k.bias"), name("attn_v.bias")];
         let has_bias = c.arch == Arch::Qwen2;
-        if let Some(w) = self.concatenated(&name("attn_qkv.weight"), &weights, &widths, c.n_embd)? {
+        if let Some(w) = self.concatenated(&fused, &weights, &widths, c.n_embd)? {
             for (b, &width) in biases.iter().zip(&widths).filter(|_| has_bias) {
                 self.check_shape(b, 1, width)?;
             }
@@ -176,10 +176,8 @@ impl<B: Backend> Loader<'_, B> {
     }
 
     fn gate_up(&mut self, c: &Config, i: usize) -> Result<GateUp<B::Weight>> {
-        let names = [format!("blk.{i}.ffn_gate.weight"), format!("blk.{i}.ffn_up.weight")];
-        if let Some(w) =
-            self.concatenated(&format!("blk.{i}.ffn_gate_up.weight"), &names, &[c.n_ff, c.n_ff], c.n_embd)?
-        {
+        let FusedGroup { name: fused, parts: names, rows } = gate_up_group(c, i);
+        if let Some(w) = self.concatenated(&fused, &names, &rows, c.n_embd)? {
             return Ok(GateUp::Fused(w));
         }
         Ok(GateUp::Separate {
@@ -229,6 +227,101 @@ impl<B: Backend> Loader<'_, B> {
             output: self.optional("output.weight", c.n_vocab, c.n_embd)?,
         })
     }
+}
+
+/// Projections that read the same input, loaded as one weight of their rows concatenated when
+/// [`fusable`]: the name of the fused weight, its parts (GGUF names) and their row counts.
+pub struct FusedGroup {
+    pub name: String,
+    pub parts: Vec<String>,
+    pub rows: Vec<usize>,
+}
+
+fn qkv_group(c: &Config, i: usize) -> FusedGroup {
+    let name = |s: &str| format!("blk.{i}.{s}");
+    FusedGroup {
+        name: name("attn_qkv.weight"),
+        parts: vec![name("attn_q.weight"), name("attn_k.weight"), name("attn_v.weight")],
+        rows: vec![c.q_dim(), c.kv_dim(), c.v_dim()],
+    }
+}
+
+fn gate_up_group(c: &Config, i: usize) -> FusedGroup {
+    FusedGroup {
+        name: format!("blk.{i}.ffn_gate_up.weight"),
+        parts: vec![format!("blk.{i}.ffn_gate.weight"), format!("blk.{i}.ffn_up.weight")],
+        rows: vec![c.n_ff, c.n_ff],
+    }
+}
+
+/// The parts' tensor indices and common type when they exist with the expected shapes, share
+/// a type and together fit `max_bytes`; otherwise they load separately (where a wrong shape is
+/// reported).
+fn fusable(
+    gguf: &Gguf,
+    names: &[String],
+    rows: &[usize],
+    cols: usize,
+    max_bytes: usize,
+) -> Option<(GgmlType, Vec<usize>)> {
+    let mut parts = Vec::with_capacity(names.len());
+    let mut total = 0u64;
+    let mut ty = None;
+    for (name, &r) in names.iter().zip(rows) {
+        let (index, t) = find(gguf, name)?;
+        if t.rows_cols() != (r, cols) || t.dims.len() > 2 || ty.is_some_and(|ty| ty != t.ty) {
+            return None;
+        }
+        ty = Some(t.ty);
+        total += t.n_bytes;
+        parts.push(index);
+    }
+    (total <= max_bytes as u64).then_some((ty?, parts))
+}
+
+/// One weight to create on the backend as the file streams in.
+pub struct PlannedWeight {
+    pub name: String,
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    pub bytes: u64,
+}
+
+/// Where each tensor's bytes go when a file is streamed straight to the backend: every matrix
+/// into a weight (fused groups into one, each part at its byte offset), vectors (norms,
+/// biases, rope factors) kept on the host. The same fusing decisions as [`Loader`].
+pub struct UploadPlan {
+    pub weights: Vec<PlannedWeight>,
+    /// Per GGUF tensor: (index in `weights`, byte offset in it), or `None` to keep on the host.
+    pub of_tensor: Vec<Option<(usize, u64)>>,
+}
+
+pub fn upload_plan(gguf: &Gguf, max_fused_bytes: usize, fuse: bool) -> Result<UploadPlan> {
+    let c = Config::from_metadata(&gguf.metadata, vocab_size(gguf)?)?;
+    let mut plan = UploadPlan { weights: Vec::new(), of_tensor: vec![None; gguf.tensors.len()] };
+    if fuse {
+        for i in 0..c.n_layer {
+            for g in [qkv_group(&c, i), gate_up_group(&c, i)] {
+                let Some((ty, parts)) = fusable(gguf, &g.parts, &g.rows, c.n_embd, max_fused_bytes) else { continue };
+                let mut offset = 0;
+                for &index in &parts {
+                    plan.of_tensor[index] = Some((plan.weights.len(), offset));
+                    offset += gguf.tensors[index].n_bytes;
+                }
+                let rows = g.rows.iter().sum();
+                plan.weights.push(PlannedWeight { name: g.name, ty, rows, cols: c.n_embd, bytes: offset });
+            }
+        }
+    }
+    for (index, t) in gguf.tensors.iter().enumerate() {
+        if t.dims.len() == 2 && plan.of_tensor[index].is_none() {
+            let (rows, cols) = t.rows_cols();
+            plan.of_tensor[index] = Some((plan.weights.len(), 0));
+            plan.weights.push(PlannedWeight { name: t.name.clone(), ty: t.ty, rows, cols, bytes: t.n_bytes });
+        }
+    }
+    Ok(plan)
 }
 
 /// Number of vocabulary rows, from the embedding table.

@@ -20,6 +20,16 @@ pub struct CpuWeight {
     pub f32: Option<Vec<f32>>,
 }
 
+/// A weight whose bytes are arriving: the buffer it will own, zeroed, and how much is filled.
+pub struct CpuUpload {
+    name: String,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    bytes: Vec<u8>,
+    written: usize,
+}
+
 pub struct CpuKvCache {
     n_ctx: usize,
     k_width: usize,
@@ -133,6 +143,7 @@ impl Backend for CpuBackend {
     type Weight = CpuWeight;
     type Buffer = Vec<f32>;
     type KvCache = CpuKvCache;
+    type Upload = CpuUpload;
 
     fn name(&self) -> &'static str {
         "cpu"
@@ -143,13 +154,44 @@ impl Backend for CpuBackend {
     }
 
     fn upload_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<CpuWeight> {
+        let mut up = self.begin_weight(name, ty, rows, cols)?;
+        if bytes.len() != up.bytes.len() {
+            return Err(Error::InvalidModel(format!("{name}: {} bytes for {rows}x{cols} {ty}", bytes.len())));
+        }
+        up.bytes.copy_from_slice(bytes);
+        up.written = bytes.len();
+        self.finish_weight(up)
+    }
+
+    fn begin_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<CpuUpload> {
         let row_bytes = ty
             .row_bytes(cols)
             .ok_or_else(|| Error::InvalidModel(format!("{name}: {cols} columns are not whole {ty} blocks")))?;
-        if row_bytes * rows != bytes.len() {
-            return Err(Error::InvalidModel(format!("{name}: {} bytes for {rows}x{cols} {ty}", bytes.len())));
+        let len = row_bytes
+            .checked_mul(rows)
+            .ok_or_else(|| Error::InvalidModel(format!("{name}: {rows}x{cols} {ty} overflows")))?;
+        let mut bytes = Vec::new();
+        bytes.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(format!("{name}: {} MiB", len >> 20)))?;
+        bytes.resize(len, 0);
+        Ok(CpuUpload { name: name.to_string(), ty, rows, cols, bytes, written: 0 })
+    }
+
+    fn write_weight(&mut self, up: &mut CpuUpload, offset: usize, bytes: &[u8]) -> Result<()> {
+        let dst = up.bytes.get_mut(offset..offset + bytes.len()).ok_or_else(|| {
+            Error::InvalidModel(format!("{}: bytes {offset}..{} past its end", up.name, offset + bytes.len()))
+        })?;
+        dst.copy_from_slice(bytes);
+        up.written += bytes.len();
+        Ok(())
+    }
+
+    fn finish_weight(&mut self, up: CpuUpload) -> Result<CpuWeight> {
+        let CpuUpload { name, ty, rows, cols, bytes, written } = up;
+        if written != bytes.len() {
+            return Err(Error::InvalidModel(format!("{name}: {written} of {} bytes arrived", bytes.len())));
         }
         let f32 = if rows * cols <= KEEP_F32_MAX {
+            let row_bytes = bytes.len() / rows.max(1);
             let mut v = vec![0f32; rows * cols];
             for r in 0..rows {
                 dequantize_row(ty, &bytes[r * row_bytes..(r + 1) * row_bytes], &mut v[r * cols..(r + 1) * cols])?;
@@ -158,12 +200,7 @@ impl Backend for CpuBackend {
         } else {
             None
         };
-        let mut owned = Vec::new();
-        owned
-            .try_reserve_exact(bytes.len())
-            .map_err(|_| Error::OutOfMemory(format!("{name}: {} MiB", bytes.len() >> 20)))?;
-        owned.extend_from_slice(bytes);
-        Ok(CpuWeight { ty, rows, cols, bytes: owned, f32 })
+        Ok(CpuWeight { ty, rows, cols, bytes, f32 })
     }
 
     fn alloc(&mut self, name: &str, len: usize) -> Result<Vec<f32>> {

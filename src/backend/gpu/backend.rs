@@ -30,6 +30,13 @@ impl GpuTensorWeight {
     }
 }
 
+/// A weight whose bytes are arriving: on the device, or (a vector the element-wise kernels
+/// read as f32) on the host until it can be dequantized.
+pub enum GpuUpload {
+    Device(super::WeightUpload),
+    Host { name: String, ty: GgmlType, cols: usize, bytes: Vec<u8>, written: usize },
+}
+
 /// One key and one value buffer per layer.
 pub struct GpuKvCache {
     id: u32,
@@ -153,6 +160,7 @@ impl Backend for GpuBackend {
     type Weight = GpuTensorWeight;
     type Buffer = GpuTensor;
     type KvCache = GpuKvCache;
+    type Upload = GpuUpload;
 
     fn name(&self) -> &'static str {
         "gpu"
@@ -171,18 +179,51 @@ impl Backend for GpuBackend {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self::Weight> {
-        let w = if rows == 1 && ty != GgmlType::F32 {
+        let mut up = self.begin_weight(name, ty, rows, cols)?;
+        self.write_weight(&mut up, 0, bytes)?;
+        self.finish_weight(up)
+    }
+
+    fn begin_weight(&mut self, name: &str, ty: GgmlType, rows: usize, cols: usize) -> Result<GpuUpload> {
+        if rows == 1 && ty != GgmlType::F32 {
             // Vectors (norms, biases) are read as f32 by the element-wise kernels.
-            let mut v = vec![0f32; cols];
-            dequantize_row(ty, bytes, &mut v)?;
-            self.ctx.upload_weight(name, GgmlType::F32, 1, cols, bytemuck::cast_slice(&v))
-        } else {
-            if !super::matvec_types().contains(&ty) {
-                return Err(Error::UnsupportedModel(format!("{name}: no GPU kernel reads {ty}")));
+            let len =
+                ty.row_bytes(cols).ok_or_else(|| Error::InvalidModel(format!("{name}: {cols} values of {ty}")))?;
+            return Ok(GpuUpload::Host { name: name.into(), ty, cols, bytes: vec![0; len], written: 0 });
+        }
+        if !super::matvec_types().contains(&ty) {
+            return Err(Error::UnsupportedModel(format!("{name}: no GPU kernel reads {ty}")));
+        }
+        Ok(GpuUpload::Device(self.ctx.begin_weight(name, ty, rows, cols).map_err(gpu_err)?))
+    }
+
+    fn write_weight(&mut self, up: &mut GpuUpload, offset: usize, data: &[u8]) -> Result<()> {
+        match up {
+            GpuUpload::Device(u) => u.write_at(&self.ctx, offset, data).map_err(gpu_err),
+            GpuUpload::Host { name, bytes, written, .. } => {
+                let dst = bytes.get_mut(offset..offset + data.len()).ok_or_else(|| {
+                    Error::InvalidModel(format!("{name}: bytes {offset}..{} past its end", offset + data.len()))
+                })?;
+                dst.copy_from_slice(data);
+                *written += data.len();
+                Ok(())
             }
-            self.ctx.upload_weight(name, ty, rows, cols, bytes)
+        }
+    }
+
+    fn finish_weight(&mut self, up: GpuUpload) -> Result<Self::Weight> {
+        let w = match up {
+            GpuUpload::Device(u) => u.finish(&self.ctx).map_err(gpu_err)?,
+            GpuUpload::Host { name, ty, cols, bytes, written } => {
+                if written != bytes.len() {
+                    return Err(Error::InvalidModel(format!("{name}: {written} of {} bytes arrived", bytes.len())));
+                }
+                let mut v = vec![0f32; cols];
+                dequantize_row(ty, &bytes, &mut v)?;
+                self.ctx.upload_weight(&name, GgmlType::F32, 1, cols, bytemuck::cast_slice(&v)).map_err(gpu_err)?
+            }
         };
-        Ok(GpuTensorWeight { id: self.id(), w: w.map_err(gpu_err)? })
+        Ok(GpuTensorWeight { id: self.id(), w })
     }
 
     fn alloc(&mut self, name: &str, len: usize) -> Result<Self::Buffer> {

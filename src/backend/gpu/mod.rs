@@ -23,7 +23,7 @@
 mod attention;
 pub use attention::{HeadNorms, RopeAngles};
 mod backend;
-pub use backend::{GpuBackend, GpuKvCache, GpuTensor, GpuTensorWeight};
+pub use backend::{GpuBackend, GpuKvCache, GpuTensor, GpuTensorWeight, GpuUpload};
 mod context;
 mod kernels;
 mod matvec;
