@@ -139,10 +139,13 @@ async function loadFrom(m, store) {
   let total;
   let loaded = 0;
   let last = 0;
+  let reason = "backend 'cpu' was requested";
+  const backend = m.backend ?? 'auto';
   for await (const chunk of chunksOf(m.source, store)) {
     if (!(chunk instanceof Uint8Array)) {
       ({ total, phase } = chunk);
       loader = new Loader(total, m.maxMemoryBytes, m.options?.context_length ?? 0);
+      if (backend !== 'cpu') reason = await tryGpu(loader, backend);
       continue;
     }
     loader.push(chunk);
@@ -156,22 +159,22 @@ async function loadFrom(m, store) {
   post({ id: m.id, type: 'progress', phase, loaded, total: total ?? loaded });
   const onUpload = (p) => post({ id: m.id, type: 'progress', phase: 'upload', loaded: p.loaded, total: p.total });
   engine?.free();
-  let reason;
-  ({ engine, reason } = await finish(loader, m.backend ?? 'auto', JSON.stringify(m.options || {}), onUpload));
-  return { info: engine.info(), backend: engine.backend().startsWith('webgpu') ? 'webgpu' : 'cpu', reason };
+  engine = loader.finish(JSON.stringify(m.options || {}), onUpload);
+  const used = engine.backend().startsWith('webgpu') ? 'webgpu' : 'cpu';
+  const info = { ...engine.info(), wasm_memory_bytes: engine.memoryBytes() };
+  return { info, backend: used, reason: used === 'webgpu' ? `${reason}: ${engine.backend()}` : reason };
 }
 
-// 'webgpu' insists (a software adapter such as SwiftShader will do); 'auto' takes a hardware
-// WebGPU adapter and otherwise the CPU, saying why.
-async function finish(loader, backend, options, onUpload) {
-  if (backend === 'cpu') return { engine: loader.finish(options, onUpload), reason: "backend 'cpu' was requested" };
+// Puts the load on WebGPU before any bytes arrive (each tensor then goes straight to its GPU
+// buffer). 'webgpu' insists (a software adapter such as SwiftShader will do); 'auto' takes a
+// hardware adapter and otherwise stays on the CPU, saying why.
+async function tryGpu(loader, backend) {
   try {
-    const engine = await loader.finishGpu(options, onUpload, backend === 'webgpu');
-    const why = backend === 'webgpu' ? "backend 'webgpu' was requested" : 'auto: a WebGPU adapter is present';
-    return { engine, reason: `${why}: ${engine.backend()}` };
+    await loader.useGpu(backend === 'webgpu');
+    return backend === 'webgpu' ? "backend 'webgpu' was requested" : 'auto: a WebGPU adapter is present';
   } catch (e) {
     if (backend === 'webgpu' || e.code !== 'webgpu_unavailable') throw e;
-    return { engine: loader.finish(options, onUpload), reason: `auto: ${e.message}; using the CPU (SIMD wasm) backend` };
+    return `auto: ${e.message}; using the CPU (SIMD wasm) backend`;
   }
 }
 

@@ -1,11 +1,12 @@
 //! The wasm-bindgen surface the npm package's Worker (`pkg/worker.js`) drives: a chunked
-//! `Loader` and an `Engine` over the CPU backend (`finish`) or WebGPU (`finishGpu`). Requests go in as OpenAI-shaped JSON strings
+//! `Loader` and an `Engine` over the CPU backend or WebGPU (`useGpu` before the bytes). Requests go in as OpenAI-shaped JSON strings
 //! and results come out as plain JS objects; every error is a JS `Error` with a `code` property
 //! (`pocketllm::Error::code()`, or `invalid_request` / `busy` / `invalid_state` from here).
 //! This file is the only place that knows about JavaScript.
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::{GpuBackend, GpuOptions};
+use crate::engine::StreamingLoader;
 use crate::engine::{
     CancelToken, ChatRequest, Completion, CompletionRequest, Engine, EngineLoader, EngineOptions, LoadProgress,
     MemoryLimit, YieldFuture,
@@ -45,12 +46,17 @@ struct LoadOptions {
     batch_size: Option<usize>,
 }
 
+/// What a [`Loader`] feeds: collected tensors for the CPU, or a stream onto the GPU.
+enum Feed {
+    Cpu(EngineLoader),
+    Gpu { loader: Box<StreamingLoader<GpuBackend>>, adapter: String },
+}
+
 /// Takes a GGUF file chunk by chunk (a streamed download, a File read in slices).
 #[wasm_bindgen]
 pub struct Loader {
-    /// Shared with `finishGpu`'s future, which takes it only once a device is had, so a
-    /// failed WebGPU start leaves the loader for the CPU.
-    inner: Rc<RefCell<Option<EngineLoader>>>,
+    /// Shared with `useGpu`'s future, which swaps the feed once it has a device.
+    inner: Rc<RefCell<Option<Feed>>>,
 }
 
 #[wasm_bindgen]
@@ -69,43 +75,17 @@ impl Loader {
             ),
             None => EngineLoader::new(total),
         };
-        Loader { inner: Rc::new(RefCell::new(Some(loader))) }
+        Loader { inner: Rc::new(RefCell::new(Some(Feed::Cpu(loader)))) }
     }
 
-    /// Adds the next bytes; returns `{ phase: 'read', loaded, total }`. A bad header is an
-    /// error as soon as it has arrived.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<JsValue, JsValue> {
-        let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        let loader = inner.as_mut().ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
-        to_js(&loader.push(chunk)?)
-    }
-
-    /// Whether the GGUF header has been read yet.
-    #[wasm_bindgen(js_name = hasHeader)]
-    pub fn has_header(&self) -> bool {
-        self.inner.try_borrow().is_ok_and(|l| l.as_ref().is_some_and(|l| l.header().is_some()))
-    }
-
-    /// Builds the engine. `options_json`: `{"context_length": N}` (0 = the model's, at most
-    /// 4096). `on_progress` sees `{ phase: 'upload', loaded, total }` per tensor.
-    pub fn finish(&mut self, options_json: &str, on_progress: Option<Function>) -> Result<WasmEngine, JsValue> {
-        let options = engine_options(options_json)?;
-        let loader = self.take()?;
-        let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress_reporter(on_progress))?;
-        Ok(WasmEngine::new(AnyEngine::Cpu(Box::new(engine)), "cpu".into()))
-    }
-
-    /// Builds the engine on WebGPU: resolves to an `Engine`, or rejects (code
-    /// `webgpu_unavailable`, `model_too_large`, ...) leaving the loader usable for `finish`.
+    /// Moves the load onto WebGPU before any bytes are pushed: each tensor then goes to its GPU
+    /// buffer as it arrives and the wasm heap never holds the model. Rejects (code
+    /// `webgpu_unavailable`) without a usable adapter, leaving the loader on the CPU.
     /// `allow_software`: whether a software adapter (SwiftShader) will do; `auto` passes false,
     /// since the CPU backend is faster than one.
-    #[wasm_bindgen(js_name = finishGpu)]
-    pub fn finish_gpu(&mut self, options_json: &str, on_progress: Option<Function>, allow_software: bool) -> Promise {
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self, allow_software: bool) -> Promise {
         let inner = self.inner.clone();
-        let options = match engine_options(options_json) {
-            Ok(o) => o,
-            Err(e) => return Promise::reject(&e),
-        };
         future_to_promise(async move {
             let backend = GpuBackend::new(&GpuOptions::default()).await?;
             let adapter = backend.adapter_name();
@@ -115,19 +95,61 @@ impl Loader {
                     &format!("the only WebGPU adapter, {adapter}, is a software renderer; the CPU backend is faster"),
                 ));
             }
-            let loader = inner
-                .try_borrow_mut()
-                .map_err(|_| busy())?
-                .take()
-                .ok_or_else(|| js_error("invalid_state", "the loader has finished"))?;
-            let engine = loader.finish(backend, options, &mut progress_reporter(on_progress))?;
-            Ok(WasmEngine::new(AnyEngine::Gpu(Box::new(engine)), format!("webgpu ({adapter})")).into())
+            let mut feed = inner.try_borrow_mut().map_err(|_| busy())?;
+            match feed.take() {
+                Some(Feed::Cpu(mut loader)) => {
+                    // The host budget was for weights held in the heap; on the GPU they are not.
+                    loader.clear_limit();
+                    let loader = Box::new(StreamingLoader::new(loader, backend));
+                    *feed = Some(Feed::Gpu { loader, adapter: format!("webgpu ({adapter})") });
+                    Ok(JsValue::UNDEFINED)
+                }
+                other => {
+                    *feed = other;
+                    Err(js_error("invalid_state", "useGpu comes before the first push"))
+                }
+            }
         })
     }
 
-    fn take(&mut self) -> Result<EngineLoader, JsValue> {
+    /// Adds the next bytes; returns `{ phase: 'read', loaded, total }`. A bad header is an
+    /// error as soon as it has arrived.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<JsValue, JsValue> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| busy())?;
-        inner.take().ok_or_else(|| js_error("invalid_state", "the loader has finished"))
+        let progress = match inner.as_mut().ok_or_else(|| js_error("invalid_state", "the loader has finished"))? {
+            Feed::Cpu(loader) => loader.push(chunk)?,
+            Feed::Gpu { loader, .. } => loader.push(chunk)?,
+        };
+        to_js(&progress)
+    }
+
+    /// Whether the GGUF header has been read yet.
+    #[wasm_bindgen(js_name = hasHeader)]
+    pub fn has_header(&self) -> bool {
+        self.inner.try_borrow().is_ok_and(|f| match f.as_ref() {
+            Some(Feed::Cpu(l)) => l.header().is_some(),
+            Some(Feed::Gpu { loader, .. }) => loader.header().is_some(),
+            None => false,
+        })
+    }
+
+    /// Builds the engine on the CPU, or on the GPU after `useGpu`. `options_json`:
+    /// `{"context_length": N}` (0 = the model's, at most 4096). `on_progress` sees
+    /// `{ phase: 'upload', loaded, total }` per tensor.
+    pub fn finish(&mut self, options_json: &str, on_progress: Option<Function>) -> Result<WasmEngine, JsValue> {
+        let options = engine_options(options_json)?;
+        let feed = self.inner.try_borrow_mut().map_err(|_| busy())?.take();
+        let mut progress = progress_reporter(on_progress);
+        match feed.ok_or_else(|| js_error("invalid_state", "the loader has finished"))? {
+            Feed::Cpu(loader) => {
+                let engine = loader.finish(CpuBackend::new(1)?, options, &mut progress)?;
+                Ok(WasmEngine::new(AnyEngine::Cpu(Box::new(engine)), "cpu".into()))
+            }
+            Feed::Gpu { loader, adapter } => {
+                let engine = loader.finish(options, &mut progress)?;
+                Ok(WasmEngine::new(AnyEngine::Gpu(Box::new(engine)), adapter))
+            }
+        }
     }
 }
 
@@ -227,6 +249,17 @@ impl WasmEngine {
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let e = self.engine.try_borrow().map_err(|_| busy())?;
         on_engine!(&*e, e => to_js(e.info()))
+    }
+
+    /// Bytes of this worker's wasm memory (the heap): a model streamed onto the GPU does not
+    /// pass through it, one on the CPU lives in it.
+    #[wasm_bindgen(js_name = memoryBytes)]
+    pub fn memory_bytes(&self) -> f64 {
+        wasm_bindgen::memory()
+            .unchecked_into::<js_sys::WebAssembly::Memory>()
+            .buffer()
+            .unchecked_into::<js_sys::ArrayBuffer>()
+            .byte_length() as f64
     }
 
     /// `cpu` or `webgpu (<adapter>)`.

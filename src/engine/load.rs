@@ -66,6 +66,11 @@ impl EngineLoader {
         EngineLoader { limit: Some(limit), ..Self::new(total_len) }
     }
 
+    /// Drops the memory limit (the weights will not be held in host memory after all).
+    pub fn clear_limit(&mut self) {
+        self.limit = None;
+    }
+
     /// The header, once enough bytes have arrived: a model can be refused (unsupported
     /// architecture, too large) before the rest is read.
     pub fn header(&self) -> Option<&Gguf> {

@@ -73,7 +73,7 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: !have
           for await (const c of await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) {
             stream.push(c.choices[0].text ?? '');
           }
-          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason };
+          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes };
           await engine.unload();
           return out;
         };
@@ -88,6 +88,10 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: !have
       assert.equal(r.gpu.backend, 'webgpu', r.gpu.reason);
       assert.match(r.gpu.reason, /webgpu/);
       assert.equal(r.gpu.text, r.cpu.text);
+      // The weights streamed onto the GPU never sat in the wasm heap; on the CPU they live there.
+      const size = fs.statSync(path.join(fixtures, model)).size;
+      assert.ok(r.cpu.heap - r.gpu.heap > size / 2, `heap: cpu ${r.cpu.heap}, webgpu ${r.gpu.heap}, file ${size}`);
+      console.log(`${path.basename(model)}: wasm heap on cpu ${r.cpu.heap} B, on webgpu ${r.gpu.heap} B (file ${size} B)`);
       if (golden) {
         const g = JSON.parse(fs.readFileSync(path.join(fixtures, golden), 'utf8'));
         assert.ok(g.prompt.greedy_text.startsWith(r.gpu.text), `${r.gpu.text} vs ${g.prompt.greedy_text}`);
