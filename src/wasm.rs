@@ -98,8 +98,8 @@ impl Loader {
             let mut feed = inner.try_borrow_mut().map_err(|_| busy())?;
             match feed.take() {
                 Some(Feed::Cpu(mut loader)) => {
-                    // The host budget was for weights held in the heap; on the GPU they are not.
-                    loader.clear_limit();
+                    // The weights will not be held in the heap; the header is still checked.
+                    loader.weights_off_host();
                     let loader = Box::new(StreamingLoader::new(loader, backend));
                     *feed = Some(Feed::Gpu { loader, adapter: format!("webgpu ({adapter})") });
                     Ok(JsValue::UNDEFINED)

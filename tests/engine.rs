@@ -320,6 +320,11 @@ fn a_model_over_the_memory_limit_is_refused_as_soon_as_its_header_arrives() {
     let e = loader.push(&bytes[header_len / 2..header_len + 64]).unwrap_err();
     assert_eq!(e.code(), "model_too_large", "{e}");
     assert!(e.to_string().contains("MiB allowed"), "{e}");
+    // Weights streamed onto a GPU are not held in host memory: the same budget less them does.
+    let mut off_host =
+        EngineLoader::with_limit(None, MemoryLimit { max_bytes: needs.peak() - 2 * needs.weights, context_length: 0 });
+    off_host.weights_off_host();
+    off_host.push(&bytes).unwrap();
     // A longer context needs a bigger cache: the same budget refuses it, a larger one does not.
     let limit = MemoryLimit { max_bytes: needs.peak(), context_length: 0 };
     let mut loader = EngineLoader::with_limit(Some(bytes.len() as u64), limit);

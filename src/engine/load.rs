@@ -35,6 +35,7 @@ pub struct EngineLoader {
     total: Option<u64>,
     /// Refuse, once the header is in, a model whose [`MemoryNeeds::peak`] exceeds this.
     limit: Option<MemoryLimit>,
+    weights_off_host: bool,
     header_checked: bool,
 }
 
@@ -55,6 +56,7 @@ impl EngineLoader {
             tensors: Vec::new(),
             total: total_len,
             limit: None,
+            weights_off_host: false,
             header_checked: false,
         }
     }
@@ -66,9 +68,10 @@ impl EngineLoader {
         EngineLoader { limit: Some(limit), ..Self::new(total_len) }
     }
 
-    /// Drops the memory limit (the weights will not be held in host memory after all).
-    pub fn clear_limit(&mut self) {
-        self.limit = None;
+    /// The weights will not be held in host memory after all (they stream onto a GPU): the
+    /// limit then covers the KV cache and activations only. The header is still checked.
+    pub fn weights_off_host(&mut self) {
+        self.weights_off_host = true;
     }
 
     /// The header, once enough bytes have arrived: a model can be refused (unsupported
@@ -88,12 +91,13 @@ impl EngineLoader {
         chunk: &[u8],
         sink: &mut dyn FnMut(&Gguf, &TensorChunk) -> Result<bool>,
     ) -> Result<LoadProgress> {
-        let (tensors, limit, checked) = (&mut self.tensors, self.limit, &mut self.header_checked);
+        let (tensors, checked) = (&mut self.tensors, &mut self.header_checked);
+        let (limit, off_host) = (self.limit, self.weights_off_host);
         self.stream.push::<Error>(chunk, |h, c| {
             // Before the first tensor byte is kept: nothing large is reserved for a model refused.
             if !*checked {
                 *checked = true;
-                check_needs(h, limit)?;
+                check_needs(h, limit, off_host)?;
             }
             if tensors.is_empty() {
                 tensors.resize_with(h.tensors.len(), Vec::new);
@@ -116,7 +120,7 @@ impl EngineLoader {
             && let Some(h) = self.stream.header()
         {
             self.header_checked = true;
-            check_needs(h, self.limit)?;
+            check_needs(h, self.limit, self.weights_off_host)?;
         }
         Ok(LoadProgress { phase: LoadPhase::Read, loaded: self.stream.position(), total: self.total })
     }
@@ -146,10 +150,13 @@ impl EngineLoader {
 }
 
 /// Refuses a model this build cannot run, or one needing more than `limit`, from its header.
-fn check_needs(h: &Gguf, limit: Option<MemoryLimit>) -> Result<()> {
+fn check_needs(h: &Gguf, limit: Option<MemoryLimit>, weights_off_host: bool) -> Result<()> {
     let Some(limit) = limit else { return Ok(()) };
     let opts = ModelOptions { context_length: limit.context_length, ..Default::default() };
-    let needs = MemoryNeeds::of(h, &opts)?;
+    let mut needs = MemoryNeeds::of(h, &opts)?;
+    if weights_off_host {
+        needs.weights = 0;
+    }
     if needs.peak() > limit.max_bytes {
         let mib = |b: u64| b.div_ceil(1 << 20);
         return Err(Error::OutOfMemory(format!(
