@@ -41,6 +41,8 @@ fn a_decode_step_is_one_submit_of_eight_dispatches_per_layer_and_a_four_byte_rea
         let bytes = synth_model(arch, GgmlType::Q4_0, 7);
         let mut model = load(&bytes, backend, &ModelOptions::default());
         let n_layer = model.config.n_layer as u64;
+        let at_load = model.backend.counters();
+        assert!(at_load.prepared >= 8 * n_layer + 4, "{at_load:?}");
         let first = pollster::block_on(model.forward_greedy(&TOKENS, 0)).unwrap();
         let before = model.backend.counters();
         pollster::block_on(model.forward_greedy(&[first], TOKENS.len())).unwrap();
@@ -52,6 +54,8 @@ fn a_decode_step_is_one_submit_of_eight_dispatches_per_layer_and_a_four_byte_rea
         assert_eq!(step.dispatches, 8 * n_layer + 4, "{name}: {step:?}");
         assert_eq!(step.bytes_read, 4, "{name}: one token id");
         assert_eq!(step.bytes_written, 16 + 4, "{name}: the step uniform and one token id");
+        // Everything was prepared at load: the prompt and the decode step made nothing new.
+        assert_eq!(model.backend.counters().prepared, at_load.prepared, "{name}");
     }
 }
 

@@ -148,6 +148,11 @@ pub trait Backend {
     fn records(&self) -> bool {
         false
     }
+    /// Makes, at load, what reading `len` values of `x` and its argmax will need (the GPU's
+    /// staging buffers and argmax kernel), so the first token allocates nothing.
+    fn prepare_reads(&mut self, _x: &Self::Buffer, _len: usize) -> Result<()> {
+        Ok(())
+    }
     /// Drops recorded work that has not run, reporting any error met while recording it.
     fn discard(&mut self) -> Result<()> {
         Ok(())
@@ -166,6 +171,8 @@ pub struct Counters {
     /// Bytes written from the host per step (uniforms, token ids), not counting weight uploads.
     pub bytes_written: u64,
     pub bytes_read: u64,
+    /// Ops prepared (pipelines bound, uniforms and bind groups made): all at load.
+    pub prepared: u64,
 }
 
 impl Counters {
@@ -176,6 +183,7 @@ impl Counters {
             submits: self.submits - earlier.submits,
             bytes_written: self.bytes_written - earlier.bytes_written,
             bytes_read: self.bytes_read - earlier.bytes_read,
+            prepared: self.prepared - earlier.prepared,
         }
     }
 }

@@ -173,6 +173,8 @@ impl<B: Backend> Model<B> {
             // the device cannot build fails the load, not the first token.
             model.forward_batch(&[0], 0);
             model.logits_head(0, 1, 0);
+            let n_vocab = model.config.n_vocab;
+            model.backend.prepare_reads(&model.state.logits, n_vocab)?;
             model.backend.discard()?;
         }
         Ok(model)

@@ -458,6 +458,20 @@ impl Backend for GpuBackend {
         true
     }
 
+    fn prepare_reads(&mut self, x: &Self::Buffer, len: usize) -> Result<()> {
+        Self::staging(&mut self.staging, &self.ctx, "readback", len)?;
+        Self::staging(&mut self.id_staging, &self.ctx, "argmax_readback", 1)?;
+        if !self.helper_buffer(|s| &mut s.argmax_out, "argmax", 1) {
+            return Err(gpu_err(self.rec.error.take().expect("set by helper_buffer")));
+        }
+        // Recorded and dropped with the load's warm-up step: only the preparation stays.
+        let out = self.argmax_out.as_ref().expect("made above");
+        let key = OpKey::Argmax { x: x.id, offset: 0, len: len as u32 };
+        let ctx = &self.ctx;
+        self.rec.run(key, 1, || ctx.prepare_argmax(&x.buf, 0, len, out).map(Prepared::Op));
+        Ok(())
+    }
+
     fn discard(&mut self) -> Result<()> {
         self.rec.discard().map_err(gpu_err)?;
         self.ctx.check().map_err(gpu_err)

@@ -75,6 +75,7 @@ impl Recorder {
             Some(&i) => i,
             None => match prepare() {
                 Ok(p) => {
+                    self.counters.prepared += 1;
                     self.ops.push(p);
                     self.index.insert(key, self.ops.len() - 1);
                     self.ops.len() - 1
