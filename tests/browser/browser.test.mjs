@@ -5,17 +5,10 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { serve } from './server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../..');
-const fixtures = path.resolve(repo, '../shared/fixtures');
+import { fixtures, openTestPage, repo } from './harness.mjs';
 const MODEL = 'models/stories260k/stories260K-F32.gguf';
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const haveFixtures = fs.existsSync(path.join(fixtures, MODEL));
 
 if (!haveFixtures) {
@@ -29,43 +22,19 @@ if (!fs.existsSync(path.join(repo, 'pkg/generated/pocketllm_bg.wasm'))) {
   test('the wasm package is built', () => assert.fail('pkg/generated is missing: run scripts/build-wasm.sh first'));
 }
 
-describe('pocketllm in headless Chromium (CPU backend)', { skip: !haveFixtures }, () => {
+describe('pocketllm in headless Chromium (CPU backend)', { skip: haveFixtures ? false : `needs ${fixtures} (CI=true fails instead)` }, () => {
   const golden = haveFixtures ? JSON.parse(fs.readFileSync(path.join(fixtures, 'goldens/stories260K-F32.json'), 'utf8')) : null;
-  let server, ctx, page, profile;
+  let server, page;
+
+  let inPage, close;
 
   before(async () => {
-    server = await serve({ '/pkg/': path.join(repo, 'pkg'), '/fixtures/': fixtures, '/': here });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketllm-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('console', (m) => console.log(`[page] ${m.text()}`));
-    page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-    await page.goto(`${server.url}/page.html`);
-    await page.waitForFunction(() => window.__ready, null, { timeout: 30000 });
+    ({ server, page, inPage, close } = await openTestPage());
   });
 
   after(async () => {
-    await ctx?.close();
-    await server?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await close?.();
   });
-
-  // Runs `fn(pocketllm, arg)` in the page; errors come back as { error: { name, code, message } }.
-  const inPage = (fn, arg) =>
-    page.evaluate(
-      async ([src, arg]) => {
-        try {
-          return await (0, eval)(`(${src})`)(window.pocketllm, arg);
-        } catch (e) {
-          return { error: { name: e?.name, code: e?.code, message: String(e?.message ?? e) } };
-        }
-      },
-      [fn.toString(), arg],
-    );
 
   test('greedy completion equals the llama.cpp golden (and the native CLI), with progress events', async () => {
     const r = await inPage(async ({ createEngine }, url) => {

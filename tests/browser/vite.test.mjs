@@ -29,7 +29,7 @@ if (missing.length) {
   else console.log(`SKIPPED: the Vite app test needs ${missing.join(' and ')}`);
 }
 
-describe('a Vite app that imports pocketllm', { skip: missing.length > 0 }, () => {
+describe('a Vite app that imports pocketllm', { skip: missing.length ? `needs ${missing.join(' and ')}` : false }, () => {
   const dist = path.join(app, 'dist');
   let server, browser;
 

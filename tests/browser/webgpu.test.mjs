@@ -5,58 +5,25 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { serve } from './server.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../..');
-const fixtures = path.resolve(repo, '../shared/fixtures');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+import { fixtures, openTestPage } from './harness.mjs';
 const haveFixtures = fs.existsSync(path.join(fixtures, 'goldens'));
 if (!haveFixtures) console.log(`SKIPPED: WebGPU browser tests need ${fixtures}`);
+if (!haveFixtures && process.env.CI === 'true') test('fixtures are present', () => assert.fail(`${fixtures} is required under CI=true`));
 
-describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: !haveFixtures }, () => {
-  let server, ctx, page, profile;
+describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveFixtures ? false : `needs ${fixtures} (CI=true fails instead)` }, () => {
+  let server, page;
+
+  let inPage, close;
 
   before(async () => {
-    server = await serve({ '/pkg/': path.join(repo, 'pkg'), '/fixtures/': fixtures, '/': here });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'pocketllm-chromium-'));
-    ctx = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox', '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-        '--disable-dev-shm-usage',
-      ],
-    });
-    page = ctx.pages()[0] ?? (await ctx.newPage());
-    page.on('console', (m) => console.log(`[page] ${m.text()}`));
-    page.on('pageerror', (e) => console.log(`[page error] ${e.message}`));
-    await page.goto(`${server.url}/page.html`);
-    await page.waitForFunction(() => window.__ready, null, { timeout: 30000 });
+    ({ server, page, inPage, close } = await openTestPage({ webgpu: true }));
   });
 
   after(async () => {
-    await ctx?.close();
-    await server?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await close?.();
   });
-
-  const inPage = (fn, arg) =>
-    page.evaluate(
-      async ([src, arg]) => {
-        try {
-          return await (0, eval)(`(${src})`)(window.pocketllm, arg);
-        } catch (e) {
-          return { error: { name: e?.name, code: e?.code, message: String(e?.message ?? e) } };
-        }
-      },
-      [fn.toString(), arg],
-    );
 
   // F32 (exact on both backends) and a quantized file whose GPU greedy text is checked against
   // the CPU backend's in the same page (the GPU does not quantize activations, see README).
