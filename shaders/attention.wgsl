@@ -8,11 +8,13 @@
 //
 // Bindings (group 0):
 //   0  q     storage, read        array<f32>  [n_tokens][n_head * head_dim]
-//   1  kc    storage, read        array<f32>  [n_ctx][n_head_kv * head_dim]
-//   2  vc    storage, read        array<f32>  [n_ctx][n_head_kv * head_dim_v]
+//   1  kc    storage, read        array<KV>   [n_ctx][n_head_kv * head_dim]
+//   2  vc    storage, read        array<KV>   [n_ctx][n_head_kv * head_dim_v]
 //   3  out   storage, read_write  array<f32>  [n_tokens][n_head * head_dim_v]
 //   4  p     uniform              Params
 //   5  step  uniform              Step (n_tokens, pos0)
+// KV is the cache's value type, prepended: f32, or f16 on devices with shader-f16 (half the
+//   bytes read per position; every product and sum is still f32).
 // Knobs: WG = 64 invocations per (token, head); head_dim, head_dim_v <= 256 (each invocation
 //   owns output dims lid + 64 r, r < 4); workgroup memory 1 KiB (q) + 2 x 256 B.
 // Dispatch: one workgroup per (token, head), n_tokens * n_head on a 2-D grid (x <= 65535).
@@ -36,8 +38,8 @@ struct Step {
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> kc: array<f32>;
-@group(0) @binding(2) var<storage, read> vc: array<f32>;
+@group(0) @binding(1) var<storage, read> kc: array<KV>;
+@group(0) @binding(2) var<storage, read> vc: array<KV>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
@@ -101,7 +103,7 @@ fn main(
             let kb = j * kw + kvh * hd;
             var dotv = 0.0;
             for (var d = 0u; d < hd; d++) {
-                dotv += qs[d] * kc[kb + d];
+                dotv += qs[d] * f32(kc[kb + d]);
             }
             s = dotv * p.scale;
         }
@@ -123,7 +125,7 @@ fn main(
                 var a = 0.0;
                 let vb = j0 * vw + kvh * hdv + d;
                 for (var jj = 0u; jj < n_tile; jj++) {
-                    a += probs[jj] * vc[vb + jj * vw];
+                    a += probs[jj] * f32(vc[vb + jj * vw]);
                 }
                 acc[r] = acc[r] * alpha + a;
             }

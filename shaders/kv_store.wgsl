@@ -6,10 +6,11 @@
 // Bindings (group 0):
 //   0  k     storage, read        array<f32>
 //   1  v     storage, read        array<f32>
-//   2  kc    storage, read_write  array<f32>  [n_ctx][k_width]
-//   3  vc    storage, read_write  array<f32>  [n_ctx][v_width]
+//   2  kc    storage, read_write  array<KV>   [n_ctx][k_width]
+//   3  vc    storage, read_write  array<KV>   [n_ctx][v_width]
 //   4  p     uniform              Params
 //   5  step  uniform              Step (n_tokens, pos0)
+// KV is the cache's value type, prepended: f32, or f16 on devices with shader-f16.
 // Knobs: WG = 64 invocations, one column c < max(k_width, v_width) of one token each.
 // Dispatch: ceil(n_tokens * max(k_width, v_width) / 64) workgroups on a 2-D grid.
 
@@ -29,8 +30,8 @@ struct Step {
 
 @group(0) @binding(0) var<storage, read> k: array<f32>;
 @group(0) @binding(1) var<storage, read> v: array<f32>;
-@group(0) @binding(2) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(3) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> kc: array<KV>;
+@group(0) @binding(3) var<storage, read_write> vc: array<KV>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> step: Step;
 
@@ -49,9 +50,9 @@ fn main(
         return;
     }
     if (c < p.k_width) {
-        kc[pos * p.k_width + c] = k[t * p.k_width + c];
+        kc[pos * p.k_width + c] = KV(k[t * p.k_width + c]);
     }
     if (c < p.v_width) {
-        vc[pos * p.v_width + c] = v[t * p.v_width + c];
+        vc[pos * p.v_width + c] = KV(v[t * p.v_width + c]);
     }
 }

@@ -10,13 +10,15 @@
 //   0  q     storage, read_write  array<f32>  [n_tokens][n_head * head_dim]
 //   1  k     storage, read        array<f32>  [n_tokens][n_head_kv * head_dim]
 //   2  v     storage, read        array<f32>  [n_tokens][n_head_kv * head_dim_v]
-//   3  kc    storage, read_write  array<f32>  [n_ctx][n_head_kv * head_dim]
-//   4  vc    storage, read_write  array<f32>  [n_ctx][n_head_kv * head_dim_v]
+//   3  kc    storage, read_write  array<KV>   [n_ctx][n_head_kv * head_dim]
+//   4  vc    storage, read_write  array<KV>   [n_ctx][n_head_kv * head_dim_v]
 //   5  ff    storage, read        array<f32>  rope frequency factors (when has_ff)
 //   6  qn    storage, read        array<f32>  q_norm weight, head_dim values (when has_norm)
 //   7  kn    storage, read        array<f32>  k_norm weight (when has_norm)
 //   8  p     uniform              Params
 //   9  step  uniform              Step (n_tokens, pos0)
+// KV is the cache's value type, prepended: f32, or f16 on devices with shader-f16 (values are
+//   rounded to f16 as they are stored).
 // Knobs: WG = 64 invocations per (token, head slot); head_dim, head_dim_v <= 256; 8 storage
 //   buffers (WebGPU's default maximum); 1.25 KiB of workgroup memory.
 // Dispatch: n_tokens * (n_head + n_head_kv) workgroups on a 2-D grid (x <= 65535).
@@ -50,8 +52,8 @@ struct Step {
 @group(0) @binding(0) var<storage, read_write> q: array<f32>;
 @group(0) @binding(1) var<storage, read> k: array<f32>;
 @group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read_write> kc: array<f32>;
-@group(0) @binding(4) var<storage, read_write> vc: array<f32>;
+@group(0) @binding(3) var<storage, read_write> kc: array<KV>;
+@group(0) @binding(4) var<storage, read_write> vc: array<KV>;
 @group(0) @binding(5) var<storage, read> ff: array<f32>;
 @group(0) @binding(6) var<storage, read> qn: array<f32>;
 @group(0) @binding(7) var<storage, read> kn: array<f32>;
@@ -71,7 +73,7 @@ fn put(is_q: bool, dst: u32, d: u32, x: f32) {
     if (is_q) {
         q[dst + d] = x;
     } else {
-        kc[dst + d] = x;
+        kc[dst + d] = KV(x);
     }
 }
 
@@ -103,7 +105,7 @@ fn main(
         dst = pos * kw + kh * hd;
         let vw = p.n_head_kv * p.head_dim_v;
         for (var d = lid; d < p.head_dim_v; d += WG) {
-            vc[pos * vw + kh * p.head_dim_v + d] = v[t * vw + kh * p.head_dim_v + d];
+            vc[pos * vw + kh * p.head_dim_v + d] = KV(v[t * vw + kh * p.head_dim_v + d]);
         }
     }
     var ss = 0.0;

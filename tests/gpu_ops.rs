@@ -12,7 +12,7 @@ use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::backend::gpu::{
     GpuBuffer, GpuContext, GpuOp, GpuOptions, HeadNorms, Readback, RopeAngles, StepUniform, matvec_types,
 };
-use pocketllm::backend::{AttnShape, Backend};
+use pocketllm::backend::{AttnShape, Backend, KvType};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
 use pocketllm::quant::{self, GgmlType};
 
@@ -392,12 +392,19 @@ fn rope_case(angles: RopeAngles) {
     eprintln!("rope ({angles:?} angles): max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
 }
 
+/// Rounds to the nearest f16 (ties to even), as storing into an f16 cache does.
+fn f16_round(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
 /// One attention layer through a sequence of steps (prefill, decode, prefill at pos0 > 0) on
-/// both backends; GPU: kv_store + attention in one pass.
+/// both backends; GPU: kv_store + attention in one pass, over a cache of `kv` values (the CPU
+/// reference then attends over the keys and values rounded to f16, so the f32 bound holds).
 fn attention_case(
     g: &Gpu,
     (n_head, n_head_kv, head_dim, head_dim_v): (usize, usize, usize, usize),
     steps: &[usize],
+    kv: KvType,
     worst: &mut Worst,
 ) {
     let max_tokens = *steps.iter().max().unwrap();
@@ -405,14 +412,15 @@ fn attention_case(
     let shape = AttnShape { n_head, n_head_kv, head_dim, head_dim_v, scale: 1.0 / (head_dim as f32).sqrt() };
     let (qw, kw, vw, ow) = (n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim_v, n_head * head_dim_v);
     let mut cpu = cpu();
-    let mut cache = cpu.alloc_kv(2, n_ctx, kw, vw).unwrap();
+    let mut cache = cpu.alloc_kv(2, n_ctx, kw, vw, KvType::F32).unwrap();
     let layer = 1;
     let (qb, kb, vb) = (
         g.ctx.alloc_f32("q", max_tokens * qw).unwrap(),
         g.ctx.alloc_f32("k", max_tokens * kw).unwrap(),
         g.ctx.alloc_f32("v", max_tokens * vw).unwrap(),
     );
-    let (kc, vc) = (g.ctx.alloc_f32("kc", n_ctx * kw).unwrap(), g.ctx.alloc_f32("vc", n_ctx * vw).unwrap());
+    let (kc, vc) =
+        (g.ctx.alloc_values("kc", n_ctx * kw, kv).unwrap(), g.ctx.alloc_values("vc", n_ctx * vw, kv).unwrap());
     let out = g.ctx.alloc_f32("attn", max_tokens * ow).unwrap();
     let store = g.ctx.prepare_kv_store(&kb, &vb, &kc, &vc, kw, vw, max_tokens, &g.step).unwrap();
     let attn = g.ctx.prepare_attention(&qb, &kc, &vc, &out, shape, max_tokens, &g.step).unwrap();
@@ -427,6 +435,10 @@ fn attention_case(
         g.run(&[&store, &attn], n, pos);
         let got = g.read(&out, n * ow);
         let mut want = vec![0f32; n * ow];
+        let (k, v) = match kv {
+            KvType::F32 => (k, v),
+            KvType::F16 => (f16_round(&k), f16_round(&v)),
+        };
         pocketllm::backend::cpu::store_kv(&k, &v, &mut cache, layer, n, pos);
         cpu.attention(&q, &cache, layer, shape, n, pos, &mut want);
         keys.extend_from_slice(&k);
@@ -462,24 +474,43 @@ fn attention_case(
         );
         pos += n;
     }
-    // The GPU cache holds exactly what was stored.
-    let got_k = g.read(&kc, pos * kw);
-    assert_eq!(got_k, keys, "kv_store");
+    // The GPU cache holds exactly what was stored (an f16 cache is checked through attention:
+    // only f32 buffers read back).
+    if kv == KvType::F32 {
+        let got_k = g.read(&kc, pos * kw);
+        assert_eq!(got_k, keys, "kv_store");
+    }
 }
 
-#[test]
-fn attention_gqa_decode_and_prefill() {
+/// Attention over caches of every type the device stores: f32 always, f16 with `shader-f16`
+/// (lavapipe has it, so under CI it must run).
+fn attention_suite(kv: KvType) {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
+    if kv == KvType::F16 && !g.ctx.features().contains(wgpu::Features::SHADER_F16) {
+        assert!(std::env::var("CI").is_err(), "CI=true: the adapter must offer shader-f16");
+        eprintln!("SKIPPED: f16 KV cache attention needs shader-f16, which this adapter lacks");
+        return;
+    }
     let mut worst = Worst::default();
     // Prefill of 70 (a tile of 64 and a partial one), decode steps, batches at pos0 > 0.
     let steps = [70, 1, 1, 5, 64, 1];
     for shape in [(4, 4, 64, 64), (4, 2, 128, 128), (8, 2, 40, 40), (6, 3, 72, 24), (2, 1, 256, 256)] {
-        attention_case(&g, shape, &steps, &mut worst);
+        attention_case(&g, shape, &steps, kv, &mut worst);
     }
     // SmolLM2-135M's heads over 10 prefill chunks and decode out to position ~700 (11 tiles).
     let long = [64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 1, 1, 60, 1];
-    attention_case(&g, (9, 3, 64, 64), &long, &mut worst);
-    eprintln!("attention: max |gpu - cpu| {:.2e} ({:.3} of the bound)", worst.abs, worst.ratio);
+    attention_case(&g, (9, 3, 64, 64), &long, kv, &mut worst);
+    eprintln!("attention ({} cache): max |gpu - cpu| {:.2e} ({:.3} of the bound)", kv.name(), worst.abs, worst.ratio);
+}
+
+#[test]
+fn attention_gqa_decode_and_prefill() {
+    attention_suite(KvType::F32);
+}
+
+#[test]
+fn attention_over_an_f16_cache() {
+    attention_suite(KvType::F16);
 }
 
 #[test]
@@ -532,7 +563,7 @@ fn ops_within_webgpu_default_limits() {
     // workgroup memory): a decode step's worth of ops at the largest head dims.
     let Some(g) = Gpu::new(&GpuOptions { webgpu_default_limits: true, ..Default::default() }) else { return };
     let mut worst = Worst::default();
-    attention_case(&g, (4, 1, 256, 256), &[70, 1, 3], &mut worst);
+    attention_case(&g, (4, 1, 256, 256), &[70, 1, 3], KvType::F32, &mut worst);
     let xb = g.buf(&[1.0, 3.0, 2.0]);
     let outb = g.ctx.alloc_f32("token", 1).unwrap();
     let op = g.ctx.prepare_argmax(&xb, 0, 3, &outb).unwrap();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use pocketllm::backend::Backend;
+use pocketllm::backend::{Backend, KvType};
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::backend::gpu::{GpuBackend, GpuOptions};
 use pocketllm::gguf::Gguf;
@@ -104,10 +104,16 @@ impl Fixture {
         self.rel.contains("stories260K")
     }
 
-    /// The model, or `None` (said loudly) for architectures not supported yet.
+    /// The model with an f32 KV cache, as the goldens were made (`type_k = type_v = f32`), or
+    /// `None` (said loudly) for architectures not supported yet.
     fn model<B: Backend>(&self, backend: B) -> Option<Model<B>> {
+        self.model_with(backend, KvType::F32)
+    }
+
+    fn model_with<B: Backend>(&self, backend: B, kv_type: KvType) -> Option<Model<B>> {
         let gguf = Gguf::parse(&self.bytes).unwrap();
-        match Model::load(&gguf, &self.bytes, backend, &ModelOptions::default()) {
+        let opts = ModelOptions { kv_type: Some(kv_type), ..Default::default() };
+        match Model::load(&gguf, &self.bytes, backend, &opts) {
             Ok(m) => Some(m),
             Err(e @ pocketllm::Error::UnsupportedModel(_)) => {
                 let arch = self.json["architecture"].as_str().unwrap();
@@ -283,20 +289,32 @@ fn gpu_greedy_continuations_match_llama_cpp() {
 
 #[test]
 fn stories260k_greedy_story_matches() {
-    story_matches(cpu);
+    story_matches(cpu, KvType::F32);
 }
 
 #[test]
 fn gpu_stories260k_greedy_story_matches() {
-    story_matches(gpu);
+    story_matches(gpu, KvType::F32);
+}
+
+/// The story survives keys and values rounded to f16 (the GPU's default cache with shader-f16).
+#[test]
+fn gpu_stories260k_greedy_story_matches_with_an_f16_kv_cache() {
+    let Some(probe) = gpu() else { return };
+    if !probe.context().features().contains(wgpu::Features::SHADER_F16) {
+        assert!(std::env::var("CI").is_err(), "CI=true: the adapter must offer shader-f16");
+        eprintln!("SKIPPED: no shader-f16 on this adapter, so no f16 KV cache");
+        return;
+    }
+    story_matches(gpu, KvType::F16);
 }
 
 /// stories260K's 64-token story for "Once upon a time", token for token.
-fn story_matches<B: Backend>(backend: fn() -> Option<B>) {
+fn story_matches<B: Backend>(backend: fn() -> Option<B>, kv_type: KvType) {
     for rel in common::fixture_models().into_iter().filter(|r| r.contains("stories260K")) {
         let fx = Fixture::load(&rel);
         let Some(backend) = backend() else { return };
-        let Some(mut model) = fx.model(backend) else { continue };
+        let Some(mut model) = fx.model_with(backend, kv_type) else { continue };
         let p = &fx.json["prompt"];
         let prompt: Vec<u32> =
             p["token_ids_with_bos"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect();

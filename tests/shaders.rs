@@ -23,28 +23,33 @@ fn every_kernel_variant_validates_within_default_limits() {
     // Per weight type: matvec (decode) and matmul (prefill) kernels for three variants and four
     // epilogues (store, accumulate, swiglu, split3), and one embed kernel; then every op family's
     // variants (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention,
-    // argmax, qk_rope_store).
+    // argmax, qk_rope_store), kv_store, attention and qk_rope_store once per KV cache type.
     assert_eq!(keys.len(), (3 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
-    assert_eq!(op_families().len(), 10);
+    assert_eq!(op_families().len(), 13);
     for key in keys {
         let label = key.label();
         let src = shader_source(key).unwrap();
         assert!(src.contains(&format!("// {label}:")), "{label}: source names its variant");
         let module =
             naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
-        // The Subgroup variant may use subgroup arithmetic in compute shaders, nothing more.
+        // The Subgroup variant may use subgroup arithmetic in compute shaders, the kernels of an
+        // f16 KV cache f16 values (`shader-f16`), nothing more.
+        let f16 = match key.family.needs_f16() {
+            true => naga::valid::Capabilities::SHADER_FLOAT16,
+            false => naga::valid::Capabilities::empty(),
+        };
         let mut validator = match key.variant.needs_subgroups() {
             true => {
                 let mut v = naga::valid::Validator::new(
                     naga::valid::ValidationFlags::all(),
-                    BASE_CAPABILITIES | naga::valid::Capabilities::SUBGROUP,
+                    BASE_CAPABILITIES | naga::valid::Capabilities::SUBGROUP | f16,
                 );
                 v.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(
                     naga::valid::SubgroupOperationSet::ARITHMETIC | naga::valid::SubgroupOperationSet::BASIC,
                 );
                 v
             }
-            false => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES),
+            false => naga::valid::Validator::new(naga::valid::ValidationFlags::all(), BASE_CAPABILITIES | f16),
         };
         validator.validate(&module).unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&src)));
 
@@ -78,4 +83,30 @@ fn activation_only_types_have_no_kernel() {
             assert!(shader_source(KernelKey::matvec(ty, v)).is_err(), "{ty}");
         }
     }
+}
+
+/// The f16 KV cache kernels really use f16 (naga refuses them without `shader-f16`), and
+/// nothing else does: the f32 path is what devices without the feature (SwiftShader, many
+/// phones) run.
+#[test]
+fn only_the_f16_kv_kernels_need_shader_f16() {
+    let mut f16_kernels = 0;
+    for key in all_kernel_keys() {
+        let src = shader_source(key).unwrap();
+        let module = naga::front::wgsl::parse_str(&src).unwrap();
+        let caps = match key.variant.needs_subgroups() {
+            true => BASE_CAPABILITIES | naga::valid::Capabilities::SUBGROUP,
+            false => BASE_CAPABILITIES,
+        };
+        let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps);
+        if key.variant.needs_subgroups() {
+            validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(
+                naga::valid::SubgroupOperationSet::ARITHMETIC | naga::valid::SubgroupOperationSet::BASIC,
+            );
+        }
+        let without_f16 = validator.validate(&module);
+        assert_eq!(without_f16.is_err(), key.family.needs_f16(), "{}", key.label());
+        f16_kernels += key.family.needs_f16() as usize;
+    }
+    assert_eq!(f16_kernels, 3, "kv_store, attention and qk_rope_store over an f16 cache");
 }

@@ -36,6 +36,39 @@ impl AttnShape {
     }
 }
 
+/// Element type of the KV cache. f16 halves the cache (the largest allocation after the weights
+/// at long contexts) and the bytes attention reads per position; llama.cpp keeps f16 by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvType {
+    F32,
+    F16,
+}
+
+impl KvType {
+    pub fn bytes(self) -> usize {
+        match self {
+            KvType::F32 => 4,
+            KvType::F16 => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KvType::F32 => "f32",
+            KvType::F16 => "f16",
+        }
+    }
+
+    /// `f32` or `f16` (the CLI's `--kv-cache`, the package's `kvCache`).
+    pub fn parse(s: &str) -> Option<KvType> {
+        match s {
+            "f32" => Some(KvType::F32),
+            "f16" => Some(KvType::F16),
+            _ => None,
+        }
+    }
+}
+
 // `async fn` in a trait used only through generics (never `dyn`): no Send bound needed.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
@@ -70,7 +103,21 @@ pub trait Backend {
     /// The weight, once all its bytes were written.
     fn finish_weight(&mut self, upload: Self::Upload) -> Result<Self::Weight>;
     fn alloc(&mut self, name: &str, len: usize) -> Result<Self::Buffer>;
-    fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<Self::KvCache>;
+    /// The KV cache type used when the model options leave it open: the smallest the backend
+    /// stores natively.
+    fn default_kv_type(&self) -> KvType {
+        KvType::F32
+    }
+    /// The caches of `n_layer` layers for `n_ctx` positions, in `ty`; a type the backend cannot
+    /// store is `Error::InvalidArgument`.
+    fn alloc_kv(
+        &mut self,
+        n_layer: usize,
+        n_ctx: usize,
+        k_width: usize,
+        v_width: usize,
+        ty: KvType,
+    ) -> Result<Self::KvCache>;
     /// Rope tables are fixed per model: set once at load. `freq_factors` is llama3's `rope_freqs`.
     fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()>;
 

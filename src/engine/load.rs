@@ -234,8 +234,12 @@ fn build<B: Backend>(
     // Check what can be refused cheaply before any weights reach the backend.
     let tokenizer = Tokenizer::from_metadata(md)?;
     let template = ChatTemplate::from_gguf(md)?;
-    let model_opts =
-        ModelOptions { context_length: options.context_length, batch_size: options.batch_size, ..Default::default() };
+    let model_opts = ModelOptions {
+        context_length: options.context_length,
+        batch_size: options.batch_size,
+        kv_type: options.kv_type,
+        ..Default::default()
+    };
     let mut on_upload = |done: usize, total: usize| {
         progress(&LoadProgress { phase: LoadPhase::Upload, loaded: done as u64, total: Some(total as u64) })
     };
@@ -257,6 +261,7 @@ fn build<B: Backend>(
         training_context_length: model.config.n_ctx_train,
         chat_template: String::new(),
         backend: String::new(),
+        kv_cache: String::new(),
     };
     Ok(Engine::new(model, tokenizer, template, info, options))
 }

@@ -13,7 +13,7 @@ pub use request::{ChatRequest, Completion, CompletionRequest, FinishReason, Gene
 pub use stop::StopMatcher;
 pub use stream::StreamingLoader;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, KvType};
 use crate::chat::{ChatMessage, ChatTemplate, TemplateSource};
 use crate::model::Model;
 use crate::tokenizer::Tokenizer;
@@ -41,11 +41,13 @@ pub struct EngineOptions {
     /// Tokens per prompt-processing batch.
     pub batch_size: usize,
     pub context_overflow: ContextOverflow,
+    /// The KV cache's element type; `None`: the backend's choice (f16 on GPUs with `shader-f16`).
+    pub kv_type: Option<KvType>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { context_length: 0, batch_size: 256, context_overflow: ContextOverflow::Error }
+        EngineOptions { context_length: 0, batch_size: 256, context_overflow: ContextOverflow::Error, kv_type: None }
     }
 }
 
@@ -87,6 +89,8 @@ pub struct ModelInfo {
     /// "gguf", or the name of the fallback template used because the file has none.
     pub chat_template: String,
     pub backend: String,
+    /// The KV cache's element type: "f32" or "f16".
+    pub kv_cache: String,
 }
 
 pub struct Engine<B: Backend> {
@@ -113,6 +117,7 @@ impl<B: Backend> Engine<B> {
         };
         info.context_length = model.n_ctx();
         info.backend = model.backend.name().to_string();
+        info.kv_cache = model.kv_type().name().to_string();
         Engine { model, tokenizer, template: template.0, info, options, cached: Vec::new() }
     }
 

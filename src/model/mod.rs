@@ -5,7 +5,7 @@ pub mod config;
 mod forward;
 pub mod weights;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, KvType};
 use crate::gguf::Gguf;
 use crate::{Error, Result};
 use config::Config;
@@ -29,11 +29,14 @@ pub struct ModelOptions {
     /// Concatenate q/k/v and gate/up weights so one fused op computes each group (see
     /// [`weights::Qkv`]); off only to test the separate path.
     pub fuse_projections: bool,
+    /// The KV cache's element type; `None`: the backend's [`Backend::default_kv_type`] (f16 on
+    /// GPUs with `shader-f16`, else f32).
+    pub kv_type: Option<KvType>,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { context_length: 0, batch_size: 256, fuse_projections: true }
+        ModelOptions { context_length: 0, batch_size: 256, fuse_projections: true, kv_type: None }
     }
 }
 
@@ -67,7 +70,9 @@ pub struct MemoryNeeds {
 }
 
 impl MemoryNeeds {
-    /// The GGUF's tensors, and a KV cache of `context_length` positions (0: as [`ModelOptions`]).
+    /// The GGUF's tensors, and a KV cache of `context_length` positions (0: as [`ModelOptions`]),
+    /// of f32 values unless the options ask for f16 (the backend may choose f16 later: the
+    /// budget errs on the safe side).
     pub fn of(gguf: &Gguf, opts: &ModelOptions) -> Result<MemoryNeeds> {
         let c = Config::from_metadata(&gguf.metadata, weights::vocab_size(gguf)?)?;
         let n_ctx = match opts.context_length {
@@ -79,7 +84,10 @@ impl MemoryNeeds {
             3 * c.n_embd.max(c.q_dim()) + c.q_dim() + c.kv_dim() + c.v_dim() + c.n_head * c.head_dim_v + 2 * c.n_ff;
         Ok(MemoryNeeds {
             weights: gguf.tensors.iter().map(|t| t.n_bytes).sum(),
-            kv_cache: 4 * c.n_layer as u64 * n_ctx * (c.kv_dim() + c.v_dim()) as u64,
+            kv_cache: opts.kv_type.unwrap_or(KvType::F32).bytes() as u64
+                * c.n_layer as u64
+                * n_ctx
+                * (c.kv_dim() + c.v_dim()) as u64,
             activations: 4 * (n_batch * per_token as u64 + (LOGIT_ROWS * (c.n_embd + c.n_vocab)) as u64),
         })
     }
@@ -96,6 +104,7 @@ pub struct Model<B: Backend> {
     weights: Weights<B::Weight>,
     state: RunState<B::Buffer>,
     cache: B::KvCache,
+    kv_type: KvType,
     n_ctx: usize,
     n_batch: usize,
 }
@@ -166,8 +175,9 @@ impl<B: Backend> Model<B> {
             out_rows: buf("out_rows", LOGIT_ROWS * c.n_embd)?,
             logits: buf("logits", LOGIT_ROWS * c.n_vocab)?,
         };
-        let cache = backend.alloc_kv(c.n_layer, n_ctx, c.kv_dim(), c.v_dim())?;
-        let mut model = Model { config, backend, weights, state, cache, n_ctx, n_batch };
+        let kv_type = opts.kv_type.unwrap_or_else(|| backend.default_kv_type());
+        let cache = backend.alloc_kv(c.n_layer, n_ctx, c.kv_dim(), c.v_dim(), kv_type)?;
+        let mut model = Model { config, backend, weights, state, cache, kv_type, n_ctx, n_batch };
         if model.backend.records() {
             // Record (never run) one step so a recording backend prepares every op now: a kernel
             // the device cannot build fails the load, not the first token.
@@ -182,6 +192,11 @@ impl<B: Backend> Model<B> {
 
     pub fn n_ctx(&self) -> usize {
         self.n_ctx
+    }
+
+    /// The element type the KV cache holds.
+    pub fn kv_type(&self) -> KvType {
+        self.kv_type
     }
 
     pub fn n_vocab(&self) -> usize {

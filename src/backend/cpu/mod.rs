@@ -5,7 +5,7 @@ mod matmul;
 
 pub use kernels::{RopeTable, dot_f32, rms_norm, softmax_scaled};
 
-use super::{AttnShape, Backend};
+use super::{AttnShape, Backend, KvType};
 use crate::model::config::RopeConfig;
 use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
@@ -207,7 +207,20 @@ impl Backend for CpuBackend {
         zeroed(name, len)
     }
 
-    fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<CpuKvCache> {
+    fn alloc_kv(
+        &mut self,
+        n_layer: usize,
+        n_ctx: usize,
+        k_width: usize,
+        v_width: usize,
+        ty: KvType,
+    ) -> Result<CpuKvCache> {
+        if ty != KvType::F32 {
+            return Err(Error::InvalidArgument(format!(
+                "the CPU backend keeps its KV cache in f32, not {}",
+                ty.name()
+            )));
+        }
         let layers = |width: usize| {
             let len =
                 n_ctx.checked_mul(width).ok_or_else(|| Error::OutOfMemory(format!("KV cache of {n_ctx} positions")))?;

@@ -163,7 +163,7 @@ impl GpuContext {
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        let key = KernelKey::op(KernelFamily::KvStore);
+        let key = KernelKey::op(KernelFamily::KvStore(k_cache.elem()));
         let label = key.label();
         let n_ctx = kv_ctx(&label, k_cache, v_cache, k_width, v_width)?;
         if max_tokens * k_width > k.len() || max_tokens * v_width > v.len() {
@@ -203,7 +203,7 @@ impl GpuContext {
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        let key = KernelKey::op(KernelFamily::Attention);
+        let key = KernelKey::op(KernelFamily::Attention(k_cache.elem()));
         let label = key.label();
         let s = shape;
         if s.n_head == 0 || s.n_head_kv == 0 || !s.n_head.is_multiple_of(s.n_head_kv) {
@@ -241,10 +241,13 @@ fn per_token_groups(per_token: usize) -> super::ops::Groups {
     super::ops::Groups::PerToken { per_token, per_group: 64 }
 }
 
-/// Positions the caches hold, checked to agree.
+/// Positions the caches hold, checked to agree (in length and value type).
 fn kv_ctx(label: &str, kc: &GpuBuffer, vc: &GpuBuffer, kw: usize, vw: usize) -> Result<usize, GpuError> {
     if kw == 0 || vw == 0 {
         return Err(invalid(label, "zero-width KV cache".into()));
+    }
+    if kc.elem() != vc.elem() {
+        return Err(invalid(label, format!("k cache of {} values, v cache of {}", kc.elem().name(), vc.elem().name())));
     }
     let n_ctx = kc.len() / kw;
     if n_ctx == 0 || vc.len() / vw < n_ctx || kc.buffer == vc.buffer {
@@ -271,7 +274,7 @@ impl GpuContext {
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        let key = KernelKey::op(KernelFamily::QkRopeStore);
+        let key = KernelKey::op(KernelFamily::QkRopeStore(k_cache.elem()));
         let label = key.label();
         let s = shape;
         if s.n_head == 0

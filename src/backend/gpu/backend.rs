@@ -7,7 +7,7 @@ use super::attention::{HeadNorms, RopeAngles};
 use super::matvec::MatmulOut;
 use super::recorder::{OpKey, Prepared, Recorder};
 use super::{GpuBuffer, GpuContext, GpuError, GpuOptions, GpuWeight, Readback, StepUniform};
-use crate::backend::{AttnShape, Backend, Counters};
+use crate::backend::{AttnShape, Backend, Counters, KvType};
 use crate::model::config::RopeConfig;
 use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
@@ -231,12 +231,31 @@ impl Backend for GpuBackend {
         Ok(GpuTensor { id: self.id(), buf })
     }
 
-    fn alloc_kv(&mut self, n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize) -> Result<Self::KvCache> {
+    /// f16 where the device has `shader-f16` (the kernels that touch the cache are then
+    /// compiled with `enable f16`), else f32.
+    fn default_kv_type(&self) -> KvType {
+        if self.ctx.features().contains(wgpu::Features::SHADER_F16) { KvType::F16 } else { KvType::F32 }
+    }
+
+    fn alloc_kv(
+        &mut self,
+        n_layer: usize,
+        n_ctx: usize,
+        k_width: usize,
+        v_width: usize,
+        ty: KvType,
+    ) -> Result<Self::KvCache> {
+        if ty == KvType::F16 && !self.ctx.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(Error::InvalidArgument(format!(
+                "an f16 KV cache needs shader-f16, which {} does not offer",
+                self.adapter_name()
+            )));
+        }
         let layers = |width: usize, what: &str| {
             let len =
                 n_ctx.checked_mul(width).ok_or_else(|| Error::OutOfMemory(format!("{what} of {n_ctx} positions")))?;
             (0..n_layer)
-                .map(|l| self.ctx.alloc_f32(&format!("{what}.{l}"), len).map_err(gpu_err))
+                .map(|l| self.ctx.alloc_values(&format!("{what}.{l}"), len, ty).map_err(gpu_err))
                 .collect::<Result<Vec<_>>>()
         };
         let (k, v) = (layers(k_width, "k_cache")?, layers(v_width, "v_cache")?);

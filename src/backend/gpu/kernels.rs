@@ -3,6 +3,7 @@
 //! validation errors and traces say which kernel it was.
 
 use super::GpuError;
+use crate::backend::KvType;
 use crate::quant::GgmlType;
 
 const COMMON: &str = include_str!("../../../shaders/common.wgsl");
@@ -42,14 +43,29 @@ pub enum KernelFamily {
     Elementwise(ElementwiseOp),
     /// Rotary embedding, both conventions (`shaders/rope.wgsl`).
     Rope,
-    /// Keys and values of a step into the cache (`shaders/kv_store.wgsl`).
-    KvStore,
-    /// Causal attention over the KV cache (`shaders/attention.wgsl`).
-    Attention,
+    /// Keys and values of a step into a cache of f32 or f16 values (`shaders/kv_store.wgsl`).
+    KvStore(KvType),
+    /// Causal attention over a KV cache of f32 or f16 values (`shaders/attention.wgsl`).
+    Attention(KvType),
     /// Index of the largest logit (`shaders/argmax.wgsl`).
     Argmax,
-    /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`).
-    QkRopeStore,
+    /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`), cache as above.
+    QkRopeStore(KvType),
+}
+
+impl KernelFamily {
+    /// The KV cache value type of the families that touch the cache.
+    pub fn kv_type(self) -> Option<KvType> {
+        match self {
+            KernelFamily::KvStore(kv) | KernelFamily::Attention(kv) | KernelFamily::QkRopeStore(kv) => Some(kv),
+            _ => None,
+        }
+    }
+
+    /// Whether its WGSL needs naga's f16 capability (`enable f16`).
+    pub fn needs_f16(self) -> bool {
+        self.kv_type() == Some(KvType::F16)
+    }
 }
 
 /// What the matvec/matmul kernels do with each finished dot product: the epilogue file
@@ -223,10 +239,10 @@ impl KernelKey {
             KernelFamily::Elementwise(ElementwiseOp::AddBias) => "add_bias",
             KernelFamily::Elementwise(ElementwiseOp::Swiglu) => "swiglu",
             KernelFamily::Rope => "rope",
-            KernelFamily::KvStore => "kv_store",
-            KernelFamily::Attention => "attention",
+            KernelFamily::KvStore(_) => "kv_store",
+            KernelFamily::Attention(_) => "attention",
             KernelFamily::Argmax => "argmax",
-            KernelFamily::QkRopeStore => "qk_rope_store",
+            KernelFamily::QkRopeStore(_) => "qk_rope_store",
         };
         let mut s = String::from(family);
         if let Some(ty) = self.ty {
@@ -238,6 +254,9 @@ impl KernelKey {
         {
             s.push('_');
             s.push_str(e.name());
+        }
+        if let Some(KvType::F16) = self.family.kv_type() {
+            s.push_str("_kv_f16");
         }
         match self.variant {
             Variant::Base => {}
@@ -300,6 +319,12 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
     let plain = |file: &str, prelude: &str, body: &str| {
         format!("// {label}: generated from common.wgsl + {file}\n{COMMON}\n{prelude}{body}")
     };
+    // The cache's value type `KV` for the families that touch it: f16 storage needs the
+    // extension, whose `enable` must open the module.
+    let with_kv = |kv: KvType, file: &str, body: &str| match kv {
+        KvType::F32 => plain(file, "// KV cache of f32 values\nalias KV = f32;\n", body),
+        KvType::F16 => format!("enable f16;\n{}", plain(file, "// KV cache of f16 values\nalias KV = f16;\n", body)),
+    };
     Ok(match key.family {
         KernelFamily::Matvec(e) | KernelFamily::Matmul(e) => {
             let (name, quant) = weight_source("matvec")?;
@@ -338,10 +363,10 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
             plain("elementwise.wgsl", &format!("// variant {op:?}\nconst OP: u32 = {}u;\n", op as u32), ELEMENTWISE)
         }
         KernelFamily::Rope => plain("rope.wgsl", "", ROPE),
-        KernelFamily::KvStore => plain("kv_store.wgsl", "", KV_STORE),
-        KernelFamily::Attention => plain("attention.wgsl", "", ATTENTION),
+        KernelFamily::KvStore(kv) => with_kv(kv, "kv_store.wgsl", KV_STORE),
+        KernelFamily::Attention(kv) => with_kv(kv, "attention.wgsl", ATTENTION),
         KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
-        KernelFamily::QkRopeStore => plain("qk_rope_store.wgsl", "", QK_ROPE_STORE),
+        KernelFamily::QkRopeStore(kv) => with_kv(kv, "qk_rope_store.wgsl", QK_ROPE_STORE),
     })
 }
 
@@ -381,16 +406,17 @@ pub fn all_kernel_keys() -> Vec<KernelKey> {
 pub fn op_families() -> Vec<KernelFamily> {
     use ElementwiseOp::*;
     use KernelFamily::*;
-    vec![
+    let mut families = vec![
         RmsNorm { in_place: false },
         RmsNorm { in_place: true },
         Elementwise(Add),
         Elementwise(AddBias),
         Elementwise(Swiglu),
         Rope,
-        KvStore,
-        Attention,
         Argmax,
-        QkRopeStore,
-    ]
+    ];
+    for kv in [KvType::F32, KvType::F16] {
+        families.extend([KvStore(kv), Attention(kv), QkRopeStore(kv)]);
+    }
+    families
 }

@@ -36,6 +36,7 @@ impl Readback {
         offset: usize,
         len: usize,
     ) -> Result<(), GpuError> {
+        src.expect_f32("readback")?;
         if offset + len > src.len() || len > self.capacity() {
             return Err(GpuError::Invalid(format!(
                 "read of {len} values at {offset} from a buffer of {} through a readback of {}",

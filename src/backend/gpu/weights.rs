@@ -1,18 +1,34 @@
-//! Device buffers: f32 activations and weights in their GGUF block layout.
+//! Device buffers: f32 activations, f16 KV caches and weights in their GGUF block layout.
 
 use super::{GpuContext, GpuError};
+use crate::backend::KvType;
 use crate::quant::GgmlType;
 
-/// An f32 buffer on the device (activations, outputs).
+/// A buffer of values on the device: f32 (activations, outputs), or f16 (a KV cache on a
+/// device with `shader-f16`).
 pub struct GpuBuffer {
     pub(crate) buffer: wgpu::Buffer,
     len: usize,
+    elem: KvType,
 }
 
 impl GpuBuffer {
-    /// Number of f32 values.
+    /// Number of values.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// The value type (only KV caches are ever f16).
+    pub fn elem(&self) -> KvType {
+        self.elem
+    }
+
+    /// Errs unless the buffer holds f32 values (what copies, reads and writes move).
+    pub(crate) fn expect_f32(&self, what: &str) -> Result<(), GpuError> {
+        match self.elem {
+            KvType::F32 => Ok(()),
+            e => Err(GpuError::Invalid(format!("{what} of a buffer of {} values", e.name()))),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,7 +95,20 @@ impl GpuContext {
     /// source and destination. Its size is rounded up to 16 bytes so kernels can read it as
     /// `array<vec4<f32>>`.
     pub fn alloc_f32(&self, name: &str, len: usize) -> Result<GpuBuffer, GpuError> {
-        let size = (4 * len.max(1)).div_ceil(16) as u64 * 16;
+        self.alloc_values(name, len, KvType::F32)
+    }
+
+    /// A zeroed buffer of `len` values of `elem` (f16 needs the device's `shader-f16`, which
+    /// the kernels reading it enable), its size rounded up to 16 bytes.
+    pub fn alloc_values(&self, name: &str, len: usize, elem: KvType) -> Result<GpuBuffer, GpuError> {
+        if elem == KvType::F16 && !self.features().contains(wgpu::Features::SHADER_F16) {
+            return Err(GpuError::Invalid(format!("{name}: f16 values need a device with shader-f16")));
+        }
+        let bytes = len
+            .max(1)
+            .checked_mul(elem.bytes())
+            .ok_or_else(|| GpuError::OutOfMemory(format!("{name}: {len} values")))?;
+        let size = bytes.div_ceil(16) as u64 * 16;
         if size > self.limits().max_buffer_size || size > self.limits().max_storage_buffer_binding_size {
             return Err(GpuError::OutOfMemory(format!("{name}: {size} bytes exceed the adapter's buffer limits")));
         }
@@ -90,11 +119,12 @@ impl GpuContext {
             mapped_at_creation: false,
         });
         self.check()?;
-        Ok(GpuBuffer { buffer, len })
+        Ok(GpuBuffer { buffer, len, elem })
     }
 
     /// Writes `data` at value offset `offset` (queued; takes effect before the next submit).
     pub fn write_f32(&self, dst: &GpuBuffer, offset: usize, data: &[f32]) -> Result<(), GpuError> {
+        dst.expect_f32("write_f32")?;
         if offset + data.len() > dst.len {
             return Err(GpuError::Invalid(format!(
                 "write of {} values at {offset} into a buffer of {}",

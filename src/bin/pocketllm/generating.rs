@@ -14,7 +14,8 @@ use std::time::Instant;
 
 fn load<B: Backend>(a: &Args, l: &Loaded, backend: B) -> Result<(Engine<B>, f64), CliError> {
     let t0 = Instant::now();
-    let opts = EngineOptions { context_length: a.num("ctx", 0)?, ..EngineOptions::default() };
+    let opts =
+        EngineOptions { context_length: a.num("ctx", 0)?, kv_type: crate::kv_type(a)?, ..EngineOptions::default() };
     let engine = Engine::load_bytes(&l.bytes, backend, opts)?;
     Ok((engine, t0.elapsed().as_secs_f64() * 1e3))
 }

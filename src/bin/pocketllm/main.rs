@@ -6,7 +6,7 @@ mod generating;
 
 use args::Args;
 use pocketllm::Error;
-use pocketllm::backend::Backend;
+use pocketllm::backend::{Backend, KvType};
 use pocketllm::download::{self, DownloadOptions};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions, config::Config, weights};
@@ -22,10 +22,12 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
   logits      --model M --tokens 1,2,3 --out FILE [--backend cpu|gpu|auto] [--threads N]
   run         --model M --prompt TEXT [--chat] [--system TEXT] [--max-tokens N] [--temperature T]
               [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--stop TEXT]
-              [--backend cpu|gpu|auto] [--no-bos] [--ctx N] [--threads N]
+              [--backend cpu|gpu|auto] [--no-bos] [--ctx N] [--threads N] [--kv-cache f32|f16]
   chat        --model M [--system TEXT] [sampling options as for run]
               interactive: type a message; /reset starts over, /exit (or end of input) quits
   bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]
+--kv-cache f32|f16 (logits, run, chat, bench): the KV cache's values; default f16 on GPUs with
+shader-f16, else f32 (the CPU keeps f32)
 M is a path, an http(s):// URL or hf:owner/repo[@revision]/path/file.gguf; downloads are cached in
 --cache-dir DIR (default $XDG_CACHE_HOME/pocketllm or ~/.cache/pocketllm); gated Hugging Face repos
 need --hf-token TOKEN (default: $HF_TOKEN; $HF_ENDPOINT replaces https://huggingface.co)";
@@ -103,10 +105,10 @@ fn run_command(a: &Args) -> CliResult {
         "info" => &["model"],
         "tokenize" => &["model", "text", "no-bos", "special"],
         "detokenize" => &["model", "tokens"],
-        "logits" => &["model", "tokens", "out", "backend", "threads", "ctx"],
-        "run" => &["model", "prompt", "chat", "system", "backend", "no-bos", "ctx", "threads"],
-        "chat" => &["model", "system", "backend", "ctx", "threads"],
-        "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx"],
+        "logits" => &["model", "tokens", "out", "backend", "threads", "ctx", "kv-cache"],
+        "run" => &["model", "prompt", "chat", "system", "backend", "no-bos", "ctx", "threads", "kv-cache"],
+        "chat" => &["model", "system", "backend", "ctx", "threads", "kv-cache"],
+        "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx", "kv-cache"],
         "help" | "--help" => {
             println!("{USAGE}");
             return Ok(());
@@ -177,9 +179,16 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 fn load_model<B: Backend>(a: &Args, l: &Loaded, backend: B) -> Result<(Model<B>, f64), CliError> {
     let t0 = Instant::now();
-    let opts = ModelOptions { context_length: a.num("ctx", 0)?, ..ModelOptions::default() };
+    let opts = ModelOptions { context_length: a.num("ctx", 0)?, kv_type: kv_type(a)?, ..ModelOptions::default() };
     let model = Model::load(&l.gguf, &l.bytes, backend, &opts)?;
     Ok((model, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+/// `--kv-cache f32|f16`; absent: the backend's choice (f16 on GPUs with shader-f16).
+pub fn kv_type(a: &Args) -> Result<Option<KvType>, CliError> {
+    a.str("kv-cache")
+        .map(|s| KvType::parse(s).ok_or_else(|| CliError::Usage(format!("--kv-cache: {s:?} is not f32 or f16"))))
+        .transpose()
 }
 
 fn parse_tokens(s: &str) -> Result<Vec<u32>, CliError> {
