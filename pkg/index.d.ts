@@ -46,6 +46,10 @@ export interface CreateEngineOptions {
   backend?: Backend;
   /** KV cache length in tokens; 0 (default) = the model's training context, at most 4096. */
   contextLength?: number;
+  /** The KV cache's values. Default: 'f16' on WebGPU devices with shader-f16 (half the memory,
+   *  as llama.cpp keeps it), else 'f32'. 'f16' where it cannot be had (the CPU, a GPU without
+   *  shader-f16) rejects with 'invalid_argument'. Engine.info.kv_cache says which it got. */
+  kvCache?: 'f32' | 'f16';
   /** Host memory the engine may use. A model needing more (weights held twice while loading, the
    *  KV cache for contextLength, activations) is refused with 'model_too_large' as soon as its
    *  header has arrived, before the rest is downloaded. Default: 4 GiB (wasm32's limit), or half of
@@ -158,6 +162,8 @@ export interface ModelInfo {
   chat_template: string;
   backend: 'webgpu' | 'cpu';
   backend_reason: string;
+  /** The KV cache's values: 'f16' or 'f32' (see CreateEngineOptions.kvCache). */
+  kv_cache: 'f32' | 'f16';
 }
 
 export interface PocketEngine {

@@ -130,11 +130,14 @@ function defaultMemoryBudget() {
  * Loads a model in a new Web Worker. See index.d.ts for the options.
  */
 export async function createEngine(options = {}) {
-  const { model, backend = 'auto', contextLength = 0, onProgress, signal, workerUrl } = options;
+  const { model, backend = 'auto', contextLength = 0, kvCache, onProgress, signal, workerUrl } = options;
   const maxMemoryBytes = options.maxMemoryBytes ?? defaultMemoryBudget();
   if (model === undefined || model === null) throw new PocketLLMError('invalid_argument', 'createEngine needs a model');
   if (!['auto', 'webgpu', 'cpu'].includes(backend)) {
     throw new PocketLLMError('invalid_argument', `backend must be 'auto', 'webgpu' or 'cpu', not ${backend}`);
+  }
+  if (kvCache !== undefined && !['f32', 'f16'].includes(kvCache)) {
+    throw new PocketLLMError('invalid_argument', `kvCache must be 'f32' or 'f16', not ${kvCache}`);
   }
   const source = sourceOf(model);
   if (signal?.aborted) throw aborted('loading the model');
@@ -150,7 +153,7 @@ export async function createEngine(options = {}) {
   try {
     const progress = onProgress && ((m) => onProgress({ phase: m.phase, loaded: m.loaded, total: m.total }));
     const cache = options.cache ?? true;
-    const load = { type: 'load', source, backend, maxMemoryBytes, cache, options: { context_length: contextLength } };
+    const load = { type: 'load', source, backend, maxMemoryBytes, cache, options: { context_length: contextLength, kv_cache: kvCache } };
     const { info, backend: used, reason } = await channel.call(load, progress).promise;
     return new Engine(channel, info, used, reason, modelName(model));
   } catch (e) {

@@ -1,6 +1,6 @@
 // The Web Worker that owns the engine (the wasm module). index.js on the main thread only
 // posts messages to it:
-//   { id, type: 'load', source: { url } | { blob } | { buffer }, options: { context_length } }
+//   { id, type: 'load', source: { url } | { blob } | { buffer }, options: { context_length, kv_cache } }
 //   { id, type: 'complete' | 'chat', request }   (OpenAI-shaped, JSON-able)
 //   { id, type: 'tokenize', text, addSpecial, parseSpecial } | { id, type: 'detokenize', tokens }
 //   { id, type: 'reset' } | { type: 'cancel', target }
@@ -206,7 +206,8 @@ async function generate(m) {
     // (from the cache, for a URL) and answer the same request there. The conversation is in
     // the request, so nothing is lost; a stream goes on after the text it already sent.
     const reason = `the GPU was lost (${e.message}); continuing on the CPU (SIMD wasm)`;
-    await load({ ...lastLoad, id: -1, backend: 'cpu' });
+    // The CPU keeps an f32 cache whatever the GPU was asked for.
+    await load({ ...lastLoad, id: -1, backend: 'cpu', options: { ...lastLoad.options, kv_cache: undefined } });
     let redone = '';
     const resume =
       onDelta &&

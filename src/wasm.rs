@@ -44,6 +44,8 @@ fn parse<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Result<T, JsValue> {
 struct LoadOptions {
     context_length: usize,
     batch_size: Option<usize>,
+    /// "f32" or "f16"; absent: the backend's choice (f16 on WebGPU devices with shader-f16).
+    kv_cache: Option<String>,
 }
 
 /// What a [`Loader`] feeds: collected tensors for the CPU, or a stream onto the GPU.
@@ -134,7 +136,8 @@ impl Loader {
     }
 
     /// Builds the engine on the CPU, or on the GPU after `useGpu`. `options_json`:
-    /// `{"context_length": N}` (0 = the model's, at most 4096). `on_progress` sees
+    /// `{"context_length": N, "kv_cache": "f16"}` (0 = the model's, at most 4096; kv_cache
+    /// absent: the backend's choice). `on_progress` sees
     /// `{ phase: 'upload', loaded, total }` per tensor.
     pub fn finish(&mut self, options_json: &str, on_progress: Option<Function>) -> Result<WasmEngine, JsValue> {
         let options = engine_options(options_json)?;
@@ -155,7 +158,14 @@ impl Loader {
 
 fn engine_options(options_json: &str) -> Result<EngineOptions, JsValue> {
     let o: LoadOptions = parse(if options_json.is_empty() { "{}" } else { options_json })?;
-    let mut options = EngineOptions { context_length: o.context_length, ..Default::default() };
+    let kv_type = match o.kv_cache.as_deref() {
+        None => None,
+        Some(s) => Some(
+            crate::backend::KvType::parse(s)
+                .ok_or_else(|| js_error("invalid_argument", &format!("kvCache {s:?} is not 'f32' or 'f16'")))?,
+        ),
+    };
+    let mut options = EngineOptions { context_length: o.context_length, kv_type, ..Default::default() };
     if let Some(b) = o.batch_size {
         options.batch_size = b;
     }

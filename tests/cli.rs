@@ -126,9 +126,9 @@ fn logits_writes_every_position() {
     }
 }
 
-fn bench(m: &str, backend: &str) -> serde_json::Value {
+fn bench(m: &str, backend: &str, more: &[&str]) -> serde_json::Value {
     let args = ["bench", "--model", m, "--prompt-tokens", "16", "--gen-tokens", "8", "--backend", backend];
-    let o = pocketllm(&args);
+    let o = pocketllm(&[&args[..], more].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(text.lines().count(), 1);
@@ -143,14 +143,20 @@ fn bench(m: &str, backend: &str) -> serde_json::Value {
 #[test]
 fn bench_prints_one_json_line_with_the_per_token_work() {
     let Some(m) = fixture_path(STORIES) else { return };
-    let v = bench(&m, "cpu");
+    let v = bench(&m, "cpu", &[]);
     assert_eq!(v["backend"], "cpu (1 thread)");
+    assert_eq!(v["kv_cache"], "f32");
     assert_eq!(v["per_decode_token"]["dispatches"], 0.0, "{v}");
     if !has_gpu() {
         return;
     }
-    let v = bench(&m, "gpu");
+    let v = bench(&m, "gpu", &[]);
     assert!(v["backend"].as_str().unwrap().starts_with("gpu ("), "{v}");
+    // An f16 KV cache by default where the device has shader-f16 (lavapipe has), f32 on request.
+    let ctx = common::gpu(&pocketllm::backend::gpu::GpuOptions::default()).unwrap();
+    let f16 = ctx.features().contains(wgpu::Features::SHADER_F16);
+    assert_eq!(v["kv_cache"], if f16 { "f16" } else { "f32" }, "{v}");
+    assert_eq!(bench(&m, "gpu", &["--kv-cache", "f32"])["kv_cache"], "f32");
     // stories260K: 5 layers of 8 dispatches, plus embed, final norm, head and argmax.
     let t = &v["per_decode_token"];
     assert_eq!(
@@ -185,6 +191,8 @@ fn bad_input_gives_one_line_errors() {
         (vec!["run", "--model", &m, "--prompt", "hi", "--backend", "tpu"], "--backend"),
         (vec!["run", "--model", &m, "--prompt", "hi", "--bogus", "1"], "--bogus"),
         (vec!["frobnicate"], "unknown command"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--kv-cache", "q8"], "--kv-cache"),
+        (vec!["run", "--model", &m, "--prompt", "hi", "--backend", "cpu", "--kv-cache", "f16"], "KV cache in f32"),
         (vec!["logits", "--model", &m, "--tokens", "1,x", "--out", "/dev/null"], "not a token id"),
     ];
     for (args, needle) in cases {

@@ -4,9 +4,9 @@
 
 mod common;
 
-use pocketllm::backend::{Backend, KvType};
 use pocketllm::backend::cpu::CpuBackend;
 use pocketllm::backend::gpu::{GpuBackend, GpuOptions};
+use pocketllm::backend::{Backend, KvType};
 use pocketllm::gguf::Gguf;
 use pocketllm::model::{Logits, Model, ModelOptions};
 use pocketllm::quant::GgmlType;

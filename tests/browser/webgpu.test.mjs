@@ -40,11 +40,18 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
           for await (const c of await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) {
             stream.push(c.choices[0].text ?? '');
           }
-          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes };
+          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes, kv: engine.info().kv_cache };
           await engine.unload();
           return out;
         };
-        return { gpu: await run('webgpu'), cpu: await run('cpu'), auto: await (async () => {
+        const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: false });
+        const shaderF16 = adapter?.features.has('shader-f16') ?? false;
+        // Asking for an f16 cache the backend cannot keep is a typed error, not a silent f32.
+        const refusal = await createEngine({ model: url, backend: 'cpu', kvCache: 'f16' }).then(
+          (e) => (e.unload(), 'loaded'),
+          (e) => e.code,
+        );
+        return { shaderF16, refusal, gpu: await run('webgpu'), cpu: await run('cpu'), auto: await (async () => {
           const engine = await createEngine({ model: url });
           const out = { backend: engine.backend, reason: engine.backendReason };
           await engine.unload();
@@ -55,6 +62,11 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
       assert.equal(r.gpu.backend, 'webgpu', r.gpu.reason);
       assert.match(r.gpu.reason, /webgpu/);
       assert.equal(r.gpu.text, r.cpu.text);
+      // The f16 KV cache is the WebGPU default exactly where the device has shader-f16
+      // (SwiftShader has not); the CPU keeps f32 and refuses to be asked for f16.
+      assert.equal(r.gpu.kv, r.shaderF16 ? 'f16' : 'f32');
+      assert.equal(r.cpu.kv, 'f32');
+      assert.equal(r.refusal, 'invalid_argument');
       // The weights streamed onto the GPU never sat in the wasm heap; on the CPU they live there.
       const size = fs.statSync(path.join(fixtures, model)).size;
       assert.ok(r.cpu.heap - r.gpu.heap > size / 2, `heap: cpu ${r.cpu.heap}, webgpu ${r.gpu.heap}, file ${size}`);

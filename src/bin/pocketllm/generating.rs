@@ -200,6 +200,7 @@ fn bench_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe:
     let out = json!({
         "model": a.required("model")?,
         "backend": describe,
+        "kv_cache": engine.info().kv_cache,
         "load_ms": (load_ms * 10.0).round() / 10.0,
         "prompt_tokens": n_prompt,
         "gen_tokens": c.usage.completion_tokens,
