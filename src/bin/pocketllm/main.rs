@@ -185,7 +185,7 @@ fn load_model<B: Backend>(a: &Args, l: &Loaded, backend: B) -> Result<(Model<B>,
 }
 
 /// `--kv-cache f32|f16`; absent: the backend's choice (f16 on GPUs with shader-f16).
-pub fn kv_type(a: &Args) -> Result<Option<KvType>, CliError> {
+pub(crate) fn kv_type(a: &Args) -> Result<Option<KvType>, CliError> {
     a.str("kv-cache")
         .map(|s| KvType::parse(s).ok_or_else(|| CliError::Usage(format!("--kv-cache: {s:?} is not f32 or f16"))))
         .transpose()
