@@ -164,6 +164,8 @@ export interface ModelInfo {
   backend_reason: string;
   /** The KV cache's values: 'f16' or 'f32' (see CreateEngineOptions.kvCache). */
   kv_cache: 'f32' | 'f16';
+  /** Bytes the KV cache takes (on the GPU with WebGPU, in the wasm heap on the CPU). */
+  kv_cache_bytes: number;
 }
 
 export interface PocketEngine {

@@ -156,7 +156,13 @@ fn bench_prints_one_json_line_with_the_per_token_work() {
     let ctx = common::gpu(&pocketllm::backend::gpu::GpuOptions::default()).unwrap();
     let f16 = ctx.features().contains(wgpu::Features::SHADER_F16);
     assert_eq!(v["kv_cache"], if f16 { "f16" } else { "f32" }, "{v}");
-    assert_eq!(bench(&m, "gpu", &["--kv-cache", "f32"])["kv_cache"], "f32");
+    let f32_kv = bench(&m, "gpu", &["--kv-cache", "f32"]);
+    assert_eq!(f32_kv["kv_cache"], "f32");
+    // stories260K: 5 layers x 2048 positions x (32 + 32) key and value widths.
+    assert_eq!(f32_kv["kv_cache_bytes"], 5 * 2048 * 64 * 4);
+    if f16 {
+        assert_eq!(v["kv_cache_bytes"], 5 * 2048 * 64 * 2);
+    }
     // stories260K: 5 layers of 8 dispatches, plus embed, final norm, head and argmax.
     let t = &v["per_decode_token"];
     assert_eq!(

@@ -262,6 +262,7 @@ fn build<B: Backend>(
         chat_template: String::new(),
         backend: String::new(),
         kv_cache: String::new(),
+        kv_cache_bytes: 0,
     };
     Ok(Engine::new(model, tokenizer, template, info, options))
 }

@@ -91,6 +91,8 @@ pub struct ModelInfo {
     pub backend: String,
     /// The KV cache's element type: "f32" or "f16".
     pub kv_cache: String,
+    /// The KV cache's size on its backend.
+    pub kv_cache_bytes: u64,
 }
 
 pub struct Engine<B: Backend> {
@@ -118,6 +120,7 @@ impl<B: Backend> Engine<B> {
         info.context_length = model.n_ctx();
         info.backend = model.backend.name().to_string();
         info.kv_cache = model.kv_type().name().to_string();
+        info.kv_cache_bytes = model.kv_cache_bytes();
         Engine { model, tokenizer, template: template.0, info, options, cached: Vec::new() }
     }
 

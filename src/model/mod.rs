@@ -199,6 +199,12 @@ impl<B: Backend> Model<B> {
         self.kv_type
     }
 
+    /// Bytes the KV cache takes on its backend.
+    pub fn kv_cache_bytes(&self) -> u64 {
+        let c = &self.config;
+        (c.n_layer * self.n_ctx * (c.kv_dim() + c.v_dim()) * self.kv_type.bytes()) as u64
+    }
+
     pub fn n_vocab(&self) -> usize {
         self.config.n_vocab
     }

@@ -201,6 +201,8 @@ fn bench_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe:
         "model": a.required("model")?,
         "backend": describe,
         "kv_cache": engine.info().kv_cache,
+        "kv_cache_bytes": engine.info().kv_cache_bytes,
+        "context_length": engine.info().context_length,
         "load_ms": (load_ms * 10.0).round() / 10.0,
         "prompt_tokens": n_prompt,
         "gen_tokens": c.usage.completion_tokens,
