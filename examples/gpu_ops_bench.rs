@@ -6,7 +6,7 @@
 //! table gives the time per op for a decode step (1 token) at two positions and for a prefill
 //! batch of 64 tokens.
 
-use pocketllm::backend::AttnShape;
+use pocketllm::backend::{AttnShape, KvType};
 use pocketllm::backend::gpu::{GpuContext, GpuOp, GpuOptions, RopeAngles, StepUniform};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
 use pocketllm::quant::GgmlType;
@@ -76,7 +76,7 @@ fn main() {
         scale: 1.0 / (HEAD_DIM as f32).sqrt(),
     };
     let (kw, m) = (N_HEAD_KV * HEAD_DIM, MAX_TOKENS);
-    let ops: Vec<(&str, GpuOp)> = vec![
+    let mut ops: Vec<(&str, GpuOp)> = vec![
         ("embed (Q8_0)", ctx.prepare_embed(&table, &ids, &x, 0, m, &step).unwrap()),
         ("rms_norm 576", ctx.prepare_rms_norm(&x, 0, &norm, &xb, 0, m, 1e-5, &step).unwrap()),
         (
@@ -108,6 +108,17 @@ fn main() {
         ("swiglu 1536", ctx.prepare_swiglu(&hb, 0, &hb2, 0, N_FF, m, &step).unwrap()),
         ("argmax 49152", ctx.prepare_argmax(&logits, 0, N_VOCAB, &token).unwrap()),
     ];
+    // The same cache ops over an f16 cache (what a device with shader-f16 gets by default).
+    let kv_f16 = ctx.features().contains(wgpu::Features::SHADER_F16).then(|| {
+        let h = |what| ctx.alloc_values(what, N_CTX * N_HEAD_KV * HEAD_DIM, KvType::F16).unwrap();
+        (h("kc16"), h("vc16"))
+    });
+    if let Some((kc, vc)) = &kv_f16 {
+        ops.push(("kv_store, f16 cache", ctx.prepare_kv_store(&k, &v, kc, vc, kw, kw, m, &step).unwrap()));
+        ops.push(("attention, f16 cache", ctx.prepare_attention(&q, kc, vc, &attn, shape, m, &step).unwrap()));
+    } else {
+        println!("(no shader-f16 on this adapter: no f16 cache rows)\n");
+    }
     println!("| op | decode, pos 127 (ms) | decode, pos 1023 (ms) | prefill 64 tokens at pos 0 (ms) |");
     println!("| --- | --- | --- | --- |");
     for (name, op) in &ops {
