@@ -6,8 +6,8 @@
 //! table gives the time per op for a decode step (1 token) at two positions and for a prefill
 //! batch of 64 tokens.
 
-use pocketllm::backend::{AttnShape, KvType};
 use pocketllm::backend::gpu::{GpuContext, GpuOp, GpuOptions, RopeAngles, StepUniform};
+use pocketllm::backend::{AttnShape, KvType};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
 use pocketllm::quant::GgmlType;
 use std::time::Instant;

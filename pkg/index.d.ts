@@ -47,8 +47,9 @@ export interface CreateEngineOptions {
   /** KV cache length in tokens; 0 (default) = the model's training context, at most 4096. */
   contextLength?: number;
   /** The KV cache's values. Default: 'f16' on WebGPU devices with shader-f16 (half the memory,
-   *  as llama.cpp keeps it), else 'f32'. 'f16' where it cannot be had (the CPU, a GPU without
-   *  shader-f16) rejects with 'invalid_argument'. Engine.info.kv_cache says which it got. */
+   *  as llama.cpp keeps it), else 'f32'. The CPU keeps either ('f16': half the wasm heap for the
+   *  cache, a little slower); 'f16' on a WebGPU device without shader-f16 rejects with
+   *  'invalid_argument'. Engine.info.kv_cache says which it got. */
   kvCache?: 'f32' | 'f16';
   /** Host memory the engine may use. A model needing more (weights held twice while loading, the
    *  KV cache for contextLength, activations) is refused with 'model_too_large' as soon as its

@@ -206,8 +206,7 @@ async function generate(m) {
     // (from the cache, for a URL) and answer the same request there. The conversation is in
     // the request, so nothing is lost; a stream goes on after the text it already sent.
     const reason = `the GPU was lost (${e.message}); continuing on the CPU (SIMD wasm)`;
-    // The CPU keeps an f32 cache whatever the GPU was asked for.
-    await load({ ...lastLoad, id: -1, backend: 'cpu', options: { ...lastLoad.options, kv_cache: undefined } });
+    await load({ ...lastLoad, id: -1, backend: 'cpu' });
     let redone = '';
     const resume =
       onDelta &&

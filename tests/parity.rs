@@ -292,6 +292,12 @@ fn stories260k_greedy_story_matches() {
     story_matches(cpu, KvType::F32);
 }
 
+/// The story survives keys and values rounded to f16 (the CPU's cache on request).
+#[test]
+fn stories260k_greedy_story_matches_with_an_f16_kv_cache() {
+    story_matches(cpu, KvType::F16);
+}
+
 #[test]
 fn gpu_stories260k_greedy_story_matches() {
     story_matches(gpu, KvType::F32);

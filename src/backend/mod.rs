@@ -109,7 +109,7 @@ pub trait Backend {
         KvType::F32
     }
     /// The caches of `n_layer` layers for `n_ctx` positions, in `ty`; a type the backend cannot
-    /// store is `Error::InvalidArgument`.
+    /// store (f16 on a GPU without `shader-f16`) is `Error::InvalidArgument`.
     fn alloc_kv(
         &mut self,
         n_layer: usize,

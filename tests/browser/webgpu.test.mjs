@@ -40,18 +40,23 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
           for await (const c of await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) {
             stream.push(c.choices[0].text ?? '');
           }
-          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes, kv: engine.info().kv_cache };
+          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes, kv: engine.info().kv_cache, kvBytes: engine.info().kv_cache_bytes };
           await engine.unload();
           return out;
         };
         const adapter = await navigator.gpu.requestAdapter({ forceFallbackAdapter: false });
         const shaderF16 = adapter?.features.has('shader-f16') ?? false;
-        // Asking for an f16 cache the backend cannot keep is a typed error, not a silent f32.
-        const refusal = await createEngine({ model: url, backend: 'cpu', kvCache: 'f16' }).then(
+        // Asking for an f16 cache a device without shader-f16 cannot keep is a typed error, not
+        // a silent f32; the CPU keeps either.
+        const refusal = shaderF16 ? 'n/a' : await createEngine({ model: url, backend: 'webgpu', kvCache: 'f16' }).then(
           (e) => (e.unload(), 'loaded'),
           (e) => e.code,
         );
-        return { shaderF16, refusal, gpu: await run('webgpu'), cpu: await run('cpu'), auto: await (async () => {
+        const cpuF16 = await createEngine({ model: url, backend: 'cpu', kvCache: 'f16' });
+        const cpuF16Info = cpuF16.info();
+        const cpuF16Text = (await cpuF16.completions.create({ prompt: 'Once upon a time', max_tokens: 48, temperature: 0 })).choices[0].text;
+        await cpuF16.unload();
+        return { shaderF16, refusal, cpuF16: { kv: cpuF16Info.kv_cache, bytes: cpuF16Info.kv_cache_bytes, text: cpuF16Text }, gpu: await run('webgpu'), cpu: await run('cpu'), auto: await (async () => {
           const engine = await createEngine({ model: url });
           const out = { backend: engine.backend, reason: engine.backendReason };
           await engine.unload();
@@ -63,10 +68,13 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
       assert.match(r.gpu.reason, /webgpu/);
       assert.equal(r.gpu.text, r.cpu.text);
       // The f16 KV cache is the WebGPU default exactly where the device has shader-f16
-      // (SwiftShader has not); the CPU keeps f32 and refuses to be asked for f16.
+      // (SwiftShader has not); the CPU keeps f32 unless asked, and then half the bytes.
       assert.equal(r.gpu.kv, r.shaderF16 ? 'f16' : 'f32');
       assert.equal(r.cpu.kv, 'f32');
-      assert.equal(r.refusal, 'invalid_argument');
+      assert.equal(r.refusal, r.shaderF16 ? 'n/a' : 'invalid_argument');
+      assert.equal(r.cpuF16.kv, 'f16');
+      assert.equal(r.cpuF16.bytes * 2, r.cpu.kvBytes);
+      assert.equal(r.cpuF16.text, r.cpu.text, 'stories260K keeps its greedy text over an f16 cache');
       // The weights streamed onto the GPU never sat in the wasm heap; on the CPU they live there.
       const size = fs.statSync(path.join(fixtures, model)).size;
       assert.ok(r.cpu.heap - r.gpu.heap > size / 2, `heap: cpu ${r.cpu.heap}, webgpu ${r.gpu.heap}, file ${size}`);

@@ -1,9 +1,11 @@
 //! The CPU backend: the reference every other backend is tested against.
 
 mod kernels;
+mod kv_cache;
 mod matmul;
 
 pub use kernels::{RopeTable, dot_f32, rms_norm, softmax_scaled};
+pub use kv_cache::{CpuKvCache, store_kv};
 
 use super::{AttnShape, Backend, KvType};
 use crate::model::config::RopeConfig;
@@ -30,15 +32,6 @@ pub struct CpuUpload {
     written: usize,
 }
 
-pub struct CpuKvCache {
-    n_ctx: usize,
-    k_width: usize,
-    v_width: usize,
-    /// Per layer, `[n_ctx][width]`.
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
-}
-
 pub struct CpuBackend {
     /// `None` for one thread: no pool at all, which also keeps the single-threaded build free of
     /// thread spawning (there are no threads in a plain wasm32 module).
@@ -57,9 +50,14 @@ pub struct CpuBackend {
 /// A zeroed buffer, or a typed error when memory runs out (an oversized context must not abort
 /// the process).
 fn zeroed(name: &str, len: usize) -> Result<Vec<f32>> {
+    zeroed_vec(name, len, 0.0)
+}
+
+fn zeroed_vec<T: Clone>(name: &str, len: usize, zero: T) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(format!("{name}: {} MiB", (len as u64 * 4) >> 20)))?;
-    v.resize(len, 0.0);
+    let mib = (len as u64 * std::mem::size_of::<T>() as u64) >> 20;
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory(format!("{name}: {mib} MiB")))?;
+    v.resize(len, zero);
     Ok(v)
 }
 
@@ -123,14 +121,6 @@ impl CpuBackend {
             }
         }
     }
-}
-
-/// Copies the keys and values of `n_tokens` tokens to positions pos0.. of `layer`'s cache.
-pub fn store_kv(k: &[f32], v: &[f32], cache: &mut CpuKvCache, layer: usize, n_tokens: usize, pos0: usize) {
-    let (kw, vw) = (cache.k_width, cache.v_width);
-    assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
-    cache.k[layer][pos0 * kw..(pos0 + n_tokens) * kw].copy_from_slice(&k[..n_tokens * kw]);
-    cache.v[layer][pos0 * vw..(pos0 + n_tokens) * vw].copy_from_slice(&v[..n_tokens * vw]);
 }
 
 fn add_rows(x: &mut [f32], b: &[f32], n_tokens: usize) {
@@ -215,18 +205,7 @@ impl Backend for CpuBackend {
         v_width: usize,
         ty: KvType,
     ) -> Result<CpuKvCache> {
-        if ty != KvType::F32 {
-            return Err(Error::InvalidArgument(format!(
-                "the CPU backend keeps its KV cache in f32, not {}",
-                ty.name()
-            )));
-        }
-        let layers = |width: usize| {
-            let len =
-                n_ctx.checked_mul(width).ok_or_else(|| Error::OutOfMemory(format!("KV cache of {n_ctx} positions")))?;
-            (0..n_layer).map(|_| zeroed("KV cache", len)).collect::<Result<Vec<_>>>()
-        };
-        Ok(CpuKvCache { n_ctx, k_width, v_width, k: layers(k_width)?, v: layers(v_width)? })
+        CpuKvCache::new(n_layer, n_ctx, k_width, v_width, ty)
     }
 
     fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()> {
@@ -342,25 +321,23 @@ impl Backend for CpuBackend {
         pos0: usize,
         out: &mut Vec<f32>,
     ) {
-        let (kw, vw) = (cache.k_width, cache.v_width);
-        let (kc, vc) = (&cache.k[layer], &cache.v[layer]);
         let group = s.n_head / s.n_head_kv;
         let (qw, ow) = (s.n_head * s.head_dim, s.n_head * s.head_dim_v);
+        let (scores, row) = (&mut self.scores, &mut self.head);
         for t in 0..n_tokens {
             let n_seen = pos0 + t + 1;
             for h in 0..s.n_head {
                 let g = h / group;
                 let qh = &q[t * qw + h * s.head_dim..t * qw + (h + 1) * s.head_dim];
-                self.scores.clear();
+                scores.clear();
                 for j in 0..n_seen {
-                    let kj = &kc[j * kw + g * s.head_dim..j * kw + (g + 1) * s.head_dim];
-                    self.scores.push(dot_f32(qh, kj));
+                    scores.push(dot_f32(qh, cache.key(layer, j, g, s.head_dim, row)));
                 }
-                softmax_scaled(&mut self.scores, s.scale);
+                softmax_scaled(scores, s.scale);
                 let oh = &mut out[t * ow + h * s.head_dim_v..t * ow + (h + 1) * s.head_dim_v];
                 oh.fill(0.0);
-                for (j, &p) in self.scores.iter().enumerate() {
-                    let vj = &vc[j * vw + g * s.head_dim_v..j * vw + (g + 1) * s.head_dim_v];
+                for (j, &p) in scores.iter().enumerate() {
+                    let vj = cache.value(layer, j, g, s.head_dim_v, row);
                     oh.iter_mut().zip(vj).for_each(|(o, &x)| *o += p * x);
                 }
             }

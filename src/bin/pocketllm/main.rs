@@ -27,7 +27,7 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
               interactive: type a message; /reset starts over, /exit (or end of input) quits
   bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]
 --kv-cache f32|f16 (logits, run, chat, bench): the KV cache's values; default f16 on GPUs with
-shader-f16, else f32 (the CPU keeps f32)
+shader-f16, else f32 (f16 halves the cache; a GPU without shader-f16 refuses it)
 M is a path, an http(s):// URL or hf:owner/repo[@revision]/path/file.gguf; downloads are cached in
 --cache-dir DIR (default $XDG_CACHE_HOME/pocketllm or ~/.cache/pocketllm); gated Hugging Face repos
 need --hf-token TOKEN (default: $HF_TOKEN; $HF_ENDPOINT replaces https://huggingface.co)";
