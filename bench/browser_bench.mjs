@@ -4,6 +4,7 @@
 // CPU), as in tests/browser/webgpu.test.mjs: these numbers check the path, not GPU speed.
 //
 //   node bench/browser_bench.mjs MODEL.gguf [MODEL2.gguf ...] [--prompt-tokens 64] [--gen-tokens 16] [--repeats 2]
+//        [--backends cpu,webgpu]   (a backend may name its KV cache: cpu:f16, webgpu:f32)
 //
 // Uses tests/browser's playwright-core (cd tests/browser && npm ci) and /usr/bin/chromium
 // (or $CHROMIUM); never downloads a browser. Prints a Markdown table.
@@ -22,10 +23,9 @@ const { chromium } = createRequire(path.join(browserTests, 'package.json'))('pla
 const { serve } = await import(path.join(browserTests, 'server.mjs'));
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const BACKENDS = ['cpu', 'webgpu'];
 
 function parseArgs(argv) {
-  const opts = { models: [], promptTokens: 64, genTokens: 16, repeats: 2 };
+  const opts = { models: [], promptTokens: 64, genTokens: 16, repeats: 2, backends: ['cpu', 'webgpu'] };
   const flags = { '--prompt-tokens': 'promptTokens', '--gen-tokens': 'genTokens', '--repeats': 'repeats' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -34,8 +34,13 @@ function parseArgs(argv) {
       const v = Number(inline ?? argv[++i]);
       if (!Number.isInteger(v) || v < 1) throw new Error(`${name} wants a positive integer`);
       opts[flags[name]] = v;
+    } else if (name === '--backends') {
+      opts.backends = (inline ?? argv[++i] ?? '').split(',').filter(Boolean);
+      for (const b of opts.backends) {
+        if (!/^(cpu|webgpu)(:(f16|f32))?$/.test(b)) throw new Error(`--backends: ${b} is not cpu or webgpu, optionally :f16 or :f32`);
+      }
     } else if (a === '-h' || a === '--help') {
-      console.log('usage: node bench/browser_bench.mjs MODEL.gguf [MODEL2.gguf ...] [--prompt-tokens 64] [--gen-tokens 16] [--repeats 2]');
+      console.log('usage: node bench/browser_bench.mjs MODEL.gguf [MODEL2.gguf ...] [--prompt-tokens 64] [--gen-tokens 16] [--repeats 2] [--backends cpu,webgpu]');
       process.exit(0);
     } else if (a.startsWith('--')) {
       throw new Error(`unknown option ${a}`);
@@ -49,6 +54,7 @@ function parseArgs(argv) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
+const BACKENDS = opts.backends;
 // A snapshot of pkg/, so that a rebuild while this runs (workers and the wasm are fetched on every
 // createEngine) cannot mix two builds into one table.
 if (!fs.existsSync(path.join(repo, 'pkg/generated/pocketllm_bg.wasm'))) throw new Error('pkg/generated is missing: run scripts/build-wasm.sh first');
@@ -98,14 +104,15 @@ try {
   const version = ctx.browser()?.version() ?? (await page.evaluate(() => /Chrome\/([\d.]+)/.exec(navigator.userAgent)?.[1] ?? navigator.userAgent));
 
   // One measurement: load, a warm-up request, reset, the timed request, unload.
-  const measure = (url, backend) =>
+  const measure = (url, spec) =>
     page.evaluate(
-      async ({ url, backend, promptTokens, genTokens }) => {
+      async ({ url, spec, promptTokens, genTokens }) => {
         const { createEngine } = window.pocketllm;
+        const [backend, kvCache] = spec.split(':');
         let engine;
         try {
           const t0 = performance.now();
-          engine = await createEngine({ model: url, backend, cache: false }); // download every time, not from Cache Storage
+          engine = await createEngine({ model: url, backend, kvCache, cache: false }); // download every time, not from Cache Storage
           const loadMs = performance.now() - t0;
           const info = engine.info();
           const prompt = Array.from({ length: promptTokens }, (_, i) => (i * 7919 + 13) % info.vocab_size);
@@ -119,7 +126,7 @@ try {
           const requestMs = performance.now() - t1;
           const u = res.usage;
           return {
-            loadMs, requestMs, backend: engine.backend, reason: engine.backendReason,
+            loadMs, requestMs, backend: engine.backend, kvCache: info.kv_cache, reason: engine.backendReason,
             info: { architecture: info.architecture, parameter_count: info.parameter_count, vocab_size: info.vocab_size },
             promptTokens: u.prompt_tokens, completionTokens: u.completion_tokens,
             cached: u.prompt_tokens_details?.cached_tokens ?? u.cached_tokens,
@@ -131,7 +138,7 @@ try {
           await engine?.unload();
         }
       },
-      { url, backend, promptTokens: opts.promptTokens, genTokens: opts.genTokens },
+      { url, spec, promptTokens: opts.promptTokens, genTokens: opts.genTokens },
     );
 
   const results = []; // { model, backend, best: { loadMs, prefill, decode }, reason, info, error }
@@ -151,7 +158,9 @@ try {
           console.error(`${name} ${backend}: ${m.error}`);
           continue;
         }
-        if (m.backend !== backend) throw new Error(`${name}: asked for ${backend}, got ${m.backend} (${m.reason})`);
+        const [wanted, kv] = backend.split(':');
+        if (m.backend !== wanted) throw new Error(`${name}: asked for ${wanted}, got ${m.backend} (${m.reason})`);
+        if (kv && m.kvCache !== kv) throw new Error(`${name}: asked for a ${kv} KV cache, got ${m.kvCache}`);
         if (m.cached !== 0) throw new Error(`${name} ${backend}: ${m.cached} prompt tokens were cached; reset() did not forget them`);
         if (m.promptTokens !== opts.promptTokens || m.completionTokens !== opts.genTokens) {
           throw new Error(`${name} ${backend}: ${m.promptTokens} prompt / ${m.completionTokens} generated tokens, wanted ${opts.promptTokens} / ${opts.genTokens}`);
@@ -180,7 +189,7 @@ try {
   console.log(`- prompt ${opts.promptTokens} token ids, ${opts.genTokens} generated tokens (greedy, ignore_eos), best of ${opts.repeats}, backends alternating; load = createEngine with cache: false (download from a local server + upload)`);
   console.log(`- machine: ${os.cpus()[0]?.model?.trim() ?? '?'}, nproc ${os.availableParallelism?.() ?? os.cpus().length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   console.log(`- pkg/ as built at HEAD ${head} (copied before the run); pkg/generated/pocketllm_bg.wasm: ${MB(wasmSizes.raw)} MB raw, ${MB(wasmSizes.gzipDefault)} MB gzip (default level), ${MB(wasmSizes.gzip9)} MB gzip -9 (${wasmSizes.raw} / ${wasmSizes.gzipDefault} / ${wasmSizes.gzip9} bytes)`);
-  console.log(`- tok/s are the engine's usage.prefill_tok_s / decode_tok_s (wasm clock: Date.now, 1 ms steps, so a request of a few ms is coarse); decode counts the tokens after the first`);
+  console.log(`- tok/s are the engine's usage.prefill_tok_s / decode_tok_s (wasm clock: performance.now); decode counts the tokens after the first`);
   console.log('');
   console.log('| model | backend | load ms | prefill tok/s | decode tok/s |');
   console.log('| --- | --- | --- | --- | --- |');
@@ -190,9 +199,12 @@ try {
   }
   console.log('');
   for (const name of new Set(results.map((r) => r.model))) {
-    const [cpu, gpu] = BACKENDS.map((b) => results.find((r) => r.model === name && r.backend === b)?.best);
-    if (cpu && gpu) {
-      console.log(`- ${name} webgpu/cpu: load ${(gpu.loadMs / cpu.loadMs).toFixed(2)}x, prefill ${(gpu.prefill / cpu.prefill).toFixed(3)}x, decode ${(gpu.decode / cpu.decode).toFixed(3)}x`);
+    // Each backend after the first against the first, as ratios (this machine is noisy).
+    const [base, ...others] = BACKENDS.map((b) => [b, results.find((r) => r.model === name && r.backend === b)?.best]);
+    for (const [b, other] of others) {
+      if (base[1] && other) {
+        console.log(`- ${name} ${b}/${base[0]}: load ${(other.loadMs / base[1].loadMs).toFixed(2)}x, prefill ${(other.prefill / base[1].prefill).toFixed(3)}x, decode ${(other.decode / base[1].decode).toFixed(3)}x`);
+      }
     }
   }
   console.log('');
