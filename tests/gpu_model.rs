@@ -176,6 +176,25 @@ fn an_f16_kv_cache_is_the_default_with_shader_f16_and_matches_the_cpu() {
     }
 }
 
+/// A device without shader-f16 (most phones, SwiftShader; here lavapipe with the feature not
+/// requested) keeps an f32 cache by default and refuses an f16 one with a typed error.
+#[test]
+fn without_shader_f16_the_cache_is_f32_and_f16_is_refused() {
+    let no_f16 = GpuOptions { allow_f16: false, ..Default::default() };
+    let Some(backend) = gpu_with(&no_f16) else { return };
+    assert!(!backend.context().features().contains(wgpu::Features::SHADER_F16));
+    assert_eq!(backend.default_kv_type(), KvType::F32);
+    let bytes = synth_model(SynthArch::Qwen3, GgmlType::Q8_0, 4);
+    let mut m = load(&bytes, backend, &ModelOptions::default());
+    assert_eq!(m.kv_type(), KvType::F32);
+    assert!(m.forward(&TOKENS, 0, Logits::Last).unwrap().iter().all(|x| x.is_finite()));
+    let Some(backend) = gpu_with(&no_f16) else { return };
+    let f16_kv = ModelOptions { kv_type: Some(KvType::F16), ..Default::default() };
+    let err = Model::load(&Gguf::parse(&bytes).unwrap(), &bytes, backend, &f16_kv).err().expect("no f16 cache");
+    assert_eq!(err.code(), "invalid_argument", "{err}");
+    assert!(err.to_string().contains("shader-f16"), "{err}");
+}
+
 /// What rounding keys and values to f16 (relative error <= 2^-11) adds to the logits: 1.6e-3
 /// measured on these F32 models (vs 2.5e-6 with an f32 cache).
 const F16_KV_TOLERANCE: f32 = 5e-3;
