@@ -1,4 +1,4 @@
-use pocketllm::sampler::{Rng, Sampler, SamplerParams, apply_penalties, argmax};
+use pocketllm::sampler::{Rng, Sampler, SamplerParams, apply_penalties, argmax, top_candidates};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn params(f: impl FnOnce(&mut SamplerParams)) -> SamplerParams {
@@ -365,4 +365,86 @@ fn invalid_params_are_errors() {
     ] {
         ok.validate().unwrap();
     }
+}
+
+/// Logits with what real rows have and what breaks naive code: a few repeated values (ties),
+/// NaN, both infinities, -0.0 next to 0.0, and tokens the penalties hit.
+fn awkward_logits(n: usize, seed: u64) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..n)
+        .map(|_| match r.next_u64() % 40 {
+            0 => f32::NAN,
+            1 => f32::NEG_INFINITY,
+            2 => 0.0,
+            3 => -0.0,
+            4 => 2.5, // many exact ties near the top
+            5 if r.next_u64() % 50 == 0 => f32::INFINITY,
+            _ => (r.next_f64() * 10.0 - 5.0) as f32,
+        })
+        .collect()
+}
+
+/// The candidate path (what the GPU hands back: the top few ids and logits) picks exactly the
+/// token the whole row picks, draw after draw, for every setting where `candidates_needed`
+/// says it is enough; and says `None` where it is not.
+#[test]
+fn sampling_from_the_top_candidates_equals_sampling_from_the_whole_row() {
+    let mut r = Rng::new(77);
+    let mut checked = 0;
+    for case in 0..300u64 {
+        let n_vocab = [5usize, 64, 1000, 4099][case as usize % 4];
+        let logits = awkward_logits(n_vocab, case);
+        let history: Vec<u32> =
+            (0..(r.next_u64() % 100)).map(|_| (r.next_u64() % (n_vocab as u64 + 3)) as u32).collect();
+        let pick = |r: &mut Rng, choices: &[f32]| choices[(r.next_u64() % choices.len() as u64) as usize];
+        let p = params(|p| {
+            p.temperature = pick(&mut r, &[0.0, 0.3, 0.8, 1.5]);
+            p.top_k = [1usize, 2, 5, 40, 300][(r.next_u64() % 5) as usize];
+            p.top_p = pick(&mut r, &[1.0, 0.95, 0.5, 0.05]);
+            p.min_p = pick(&mut r, &[0.0, 0.05, 0.5]);
+            p.repetition_penalty = pick(&mut r, &[1.0, 1.1, 2.0]);
+            p.presence_penalty = pick(&mut r, &[0.0, 0.5]);
+            p.frequency_penalty = pick(&mut r, &[0.0, 0.3]);
+            p.penalty_last_n = [0usize, 8, 64][(r.next_u64() % 3) as usize];
+            p.seed = case;
+        });
+        let (mut whole, mut from_top) = (Sampler::new(p.clone()), Sampler::new(p.clone()));
+        let needed = from_top.candidates_needed(&history).expect("top-k with lowering penalties is bounded");
+        let top = top_candidates(&logits, needed);
+        assert_eq!(top.len(), needed.min(n_vocab));
+        for draw in 0..20 {
+            let (a, b) = (whole.sample(&logits, &history), from_top.sample_candidates(&top, &history));
+            assert_eq!(a, b, "case {case} draw {draw}: {p:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 300 * 20);
+    // Settings with no bound: the whole row is needed.
+    for f in [
+        (|p: &mut SamplerParams| p.top_k = 0) as fn(&mut SamplerParams),
+        |p| p.repetition_penalty = 0.9,
+        |p| p.presence_penalty = -0.5,
+        |p| p.frequency_penalty = -0.1,
+        |p| p.top_k = 2000,
+    ] {
+        let p = params(|p| {
+            p.temperature = 0.7;
+            p.top_k = 40;
+            p.repetition_penalty = 1.1;
+            f(p);
+        });
+        assert_eq!(Sampler::new(p.clone()).candidates_needed(&[1, 2, 3]), None, "{p:?}");
+    }
+}
+
+#[test]
+fn top_candidates_rank_like_the_sampler() {
+    let logits = [1.0, f32::NAN, 3.0, 3.0, f32::INFINITY, -0.0, 0.0, f32::NEG_INFINITY];
+    let top = top_candidates(&logits, 8);
+    let ids: Vec<u32> = top.iter().map(|c| c.0).collect();
+    // +inf first, the tie 3.0 by id, then 1.0, then 0.0 == -0.0 by id, then -inf == NaN by id.
+    assert_eq!(ids, [4, 2, 3, 0, 5, 6, 1, 7]);
+    assert!(top[6].1.is_nan(), "the raw logits come back");
+    assert_eq!(top_candidates(&logits, 3).len(), 3);
+    assert!(top_candidates(&[], 3).is_empty());
 }

@@ -61,8 +61,7 @@ impl SamplerParams {
     /// Whether the pick is the plain argmax of the logits (greedy, no penalties): a backend can
     /// then find it where the logits are and return one id.
     pub fn is_argmax(&self) -> bool {
-        let greedy = self.temperature.is_nan() || self.temperature <= 0.0 || self.top_k == 1;
-        greedy && !self.penalties_active()
+        self.is_greedy() && !self.penalties_active()
     }
 
     pub fn validate(&self) -> Result<(), Error> {
@@ -95,7 +94,15 @@ impl SamplerParams {
         self.penalty_last_n > 0
             && (self.repetition_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0)
     }
+
+    fn is_greedy(&self) -> bool {
+        self.temperature.is_nan() || self.temperature <= 0.0 || self.top_k == 1
+    }
 }
+
+/// The most candidates [`Sampler::candidates_needed`] asks for: beyond it the backend's whole
+/// row of logits is cheaper to read than to select from.
+pub const MAX_CANDIDATES: usize = 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct Candidate {
@@ -135,6 +142,24 @@ pub fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best.map_or(0, |(i, _)| i as u32)
+}
+
+/// The `n` most likely tokens of a row as `(id, raw logit)`, by [`Sampler`]'s ranking (the
+/// sanitized logit, ties to the lower id), most likely first: what a backend hands
+/// [`Sampler::sample_candidates`].
+pub fn top_candidates(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut cands: Vec<Candidate> =
+        logits.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }).collect();
+    let n = n.min(cands.len());
+    if n == 0 {
+        return Vec::new();
+    }
+    if n < cands.len() {
+        cands.select_nth_unstable_by(n - 1, by_rank);
+        cands.truncate(n);
+    }
+    cands.sort_unstable_by(by_rank);
+    cands.into_iter().map(|c| (c.id, logits[c.id as usize])).collect()
 }
 
 pub struct Sampler {
@@ -185,8 +210,61 @@ impl Sampler {
         self.cands.clear();
         self.cands
             .extend(self.penalized.iter().enumerate().map(|(i, &x)| Candidate { logit: sanitize(x), id: i as u32 }));
-        let greedy = p.temperature.is_nan() || p.temperature <= 0.0 || p.top_k == 1;
-        if greedy {
+        self.pick()
+    }
+
+    /// How many of the most likely tokens (by raw logit, ties to the lower id) are enough for
+    /// [`Sampler::sample_candidates`] to pick exactly what [`Sampler::sample`] picks from the
+    /// whole row: `top_k` (1 when greedy) plus every distinct token the penalties may push out
+    /// of it. `None` when no such bound holds: no top-k (the draw may reach any token),
+    /// penalties that can raise a logit (repetition < 1, negative presence or frequency), or
+    /// more than [`MAX_CANDIDATES`].
+    pub fn candidates_needed(&mut self, history: &[u32]) -> Option<usize> {
+        let p = &self.params;
+        let k = if p.is_greedy() { 1 } else { p.top_k };
+        if k == 0 {
+            return None;
+        }
+        let penalized = if p.penalties_active() {
+            if p.repetition_penalty < 1.0 || p.presence_penalty < 0.0 || p.frequency_penalty < 0.0 {
+                return None;
+            }
+            self.window.clear();
+            self.window.extend_from_slice(&history[history.len().saturating_sub(p.penalty_last_n)..]);
+            self.window.sort_unstable();
+            self.window.dedup();
+            self.window.len()
+        } else {
+            0
+        };
+        Some(k + penalized).filter(|&n| n <= MAX_CANDIDATES)
+    }
+
+    /// [`Sampler::sample`] given only the `(id, raw logit)` of the most likely tokens, at least
+    /// [`Sampler::candidates_needed`] of them (in any order). Only the penalties reach outside
+    /// the top-k, and they can only lower a logit: the top-k after them is within the
+    /// candidates, and every later step sees nothing else, so the pick is the same.
+    pub fn sample_candidates(&mut self, candidates: &[(u32, f32)], history: &[u32]) -> u32 {
+        if candidates.is_empty() {
+            return 0;
+        }
+        let p = self.params.clone();
+        self.penalized.clear();
+        self.penalized.extend(candidates.iter().map(|c| c.1));
+        if p.penalties_active() {
+            let ids: Vec<u32> = candidates.iter().map(|c| c.0).collect();
+            penalize_ids(&p, &mut self.penalized, &ids, history, &mut self.window);
+        }
+        self.cands.clear();
+        self.cands
+            .extend(candidates.iter().zip(&self.penalized).map(|(c, &x)| Candidate { logit: sanitize(x), id: c.0 }));
+        self.pick()
+    }
+
+    /// The chain after the penalties, over `self.cands` (sanitized, any order).
+    fn pick(&mut self) -> u32 {
+        let p = &self.params;
+        if p.is_greedy() {
             // Every filter keeps the most likely token, and temperature 0 keeps only it.
             let best = self.cands.iter().copied().min_by(by_rank).unwrap();
             return best.id;
@@ -246,6 +324,15 @@ impl Sampler {
     }
 }
 
+/// The penalties for a run of candidates: `logits[i]` is the logit of token `ids[i]`.
+fn penalize_ids(p: &SamplerParams, logits: &mut [f32], ids: &[u32], history: &[u32], window: &mut Vec<u32>) {
+    for_each_penalized(p, history, window, |id, count| {
+        if let Some(i) = ids.iter().position(|&c| c == id) {
+            penalize_one(p, &mut logits[i], count);
+        }
+    });
+}
+
 /// llama.cpp's penalties over the last `penalty_last_n` tokens of `history`: for each distinct
 /// token with count c in that window, `logit = logit <= 0 ? logit·rep : logit / rep`, then
 /// `logit -= c·freq + presence`. History ids outside `logits` are ignored.
@@ -255,6 +342,16 @@ pub fn apply_penalties(params: &SamplerParams, logits: &mut [f32], history: &[u3
 
 /// `apply_penalties` with a caller-owned scratch buffer (the sampler reuses one).
 fn penalize(p: &SamplerParams, logits: &mut [f32], history: &[u32], window: &mut Vec<u32>) {
+    for_each_penalized(p, history, window, |id, count| {
+        if let Some(x) = logits.get_mut(id as usize) {
+            penalize_one(p, x, count);
+        }
+    });
+}
+
+/// Calls `f(id, count)` for each distinct token of the penalty window (none when the
+/// penalties are off), in id order.
+fn for_each_penalized(p: &SamplerParams, history: &[u32], window: &mut Vec<u32>, mut f: impl FnMut(u32, usize)) {
     if !p.penalties_active() {
         return;
     }
@@ -267,12 +364,15 @@ fn penalize(p: &SamplerParams, logits: &mut [f32], history: &[u32], window: &mut
         let id = window[i];
         let count = window[i..].iter().take_while(|&&t| t == id).count();
         i += count;
-        let Some(x) = logits.get_mut(id as usize) else { continue };
-        if *x <= 0.0 {
-            *x *= p.repetition_penalty;
-        } else {
-            *x /= p.repetition_penalty;
-        }
-        *x -= count as f32 * p.frequency_penalty + p.presence_penalty;
+        f(id, count);
     }
+}
+
+fn penalize_one(p: &SamplerParams, x: &mut f32, count: usize) {
+    if *x <= 0.0 {
+        *x *= p.repetition_penalty;
+    } else {
+        *x /= p.repetition_penalty;
+    }
+    *x -= count as f32 * p.frequency_penalty + p.presence_penalty;
 }
