@@ -65,6 +65,48 @@ fn a_decode_step_is_one_submit_of_eight_dispatches_per_layer_and_a_four_byte_rea
     }
 }
 
+/// Sampling with a top-k (the default: top_k 40) reads back the candidates, not the row: one
+/// submit, the same dispatches as greedy plus the top-k kernel instead of argmax, 8 bytes per
+/// candidate of the smallest prepared size (64), nothing prepared after load; and with
+/// penalties, more candidates (top_k + the distinct penalized tokens: 60 + 9 or 10 here, so
+/// the next size, 128).
+#[test]
+fn a_sampled_decode_step_reads_back_the_top_candidates_not_the_vocabulary() {
+    let Some(backend) = gpu() else { return };
+    let bytes = synth_model(SynthArch::Llama, GgmlType::Q8_0, 8);
+    let mut engine = Engine::load_bytes(&bytes, backend, EngineOptions::default()).unwrap();
+    let n_layer = 2u64;
+    let at_load = engine.backend().counters();
+    let sampled =
+        GenerationOptions { max_tokens: 2, temperature: 0.8, seed: 1, ignore_eos: true, ..Default::default() };
+    assert_eq!(sampled.top_k, 40, "the default sampling has a top-k");
+    let one = |engine: &mut Engine<GpuBackend>, options: GenerationOptions| {
+        engine.reset();
+        let req =
+            CompletionRequest { prompt: Prompt::Tokens(TOKENS.to_vec()), add_special: false, options: options.clone() };
+        let before = engine.backend().counters();
+        pollster::block_on(
+            engine.complete(&CompletionRequest {
+                options: GenerationOptions { max_tokens: 1, ..options },
+                ..req.clone()
+            }),
+        )
+        .unwrap();
+        let prompt = engine.backend().counters().since(&before);
+        engine.reset();
+        let before = engine.backend().counters();
+        pollster::block_on(engine.complete(&req)).unwrap();
+        let both = engine.backend().counters().since(&before);
+        (both.submits - prompt.submits, both.dispatches - prompt.dispatches, both.bytes_read - prompt.bytes_read)
+    };
+    assert_eq!(one(&mut engine, sampled.clone()), (1, 8 * n_layer + 4, 64 * 8), "a sampled decode step");
+    let penalized = GenerationOptions { repetition_penalty: 1.1, top_k: 60, ..sampled };
+    assert_eq!(one(&mut engine, penalized), (1, 8 * n_layer + 4, 128 * 8), "60 + the penalized tokens");
+    assert_eq!(engine.backend().counters().prepared, at_load.prepared, "sampling prepared nothing new");
+    let n_vocab = engine.info().vocab_size as u64;
+    assert!(64 * 8 < 4 * n_vocab, "fewer bytes than the row ({n_vocab} logits)");
+}
+
 /// GPU logits against the CPU's (over a KV cache of the same type) on one model; `tol` absorbs
 /// the CPU's activation quantization.
 fn gpu_matches_cpu(bytes: &[u8], gpu: GpuBackend, opts: &ModelOptions, tol: f32, what: &str) {
@@ -227,7 +269,10 @@ fn the_engine_on_the_gpu_generates_the_cpus_tokens() {
         if ty == GgmlType::F32 {
             let sampled =
                 GenerationOptions { max_tokens: 24, temperature: 0.7, seed: 9, ignore_eos: true, ..Default::default() };
-            assert_eq!(complete(&mut on_gpu, sampled.clone()), complete(&mut on_cpu, sampled), "{ty} sampled");
+            assert_eq!(complete(&mut on_gpu, sampled.clone()), complete(&mut on_cpu, sampled.clone()), "{ty} sampled");
+            // Penalties widen the candidates the GPU selects (top-k + the penalized tokens).
+            let penalized = GenerationOptions { repetition_penalty: 1.3, frequency_penalty: 0.2, ..sampled };
+            assert_eq!(complete(&mut on_gpu, penalized.clone()), complete(&mut on_cpu, penalized), "{ty} penalized");
         }
     }
 }

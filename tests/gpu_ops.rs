@@ -557,6 +557,62 @@ fn argmax_ties_nans_and_long_rows() {
     }
 }
 
+/// The top-k kernel returns exactly `sampler::top_candidates`' set (same ids, same raw logit
+/// bits) on rows with ties straddling the cut, NaN, infinities and -0.0, for k below, at and
+/// past the row's length, at offsets into a larger buffer.
+#[test]
+fn top_k_selects_what_the_sampler_ranks_first() {
+    let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
+    let mut rng = Rng(21);
+    let mut rows: Vec<Vec<f32>> = Vec::new();
+    for len in [1usize, 7, 300, 4099, 151_936] {
+        rows.push(rng.vec(len, 8.0));
+    }
+    // Many equal values around the cut: only the lowest ids of the tie may be taken.
+    let mut ties: Vec<f32> = rng.vec(5000, 1.0).iter().map(|v| (v * 4.0).round()).collect();
+    ties[4321] = f32::INFINITY;
+    ties[17] = f32::NAN;
+    ties[18] = -0.0;
+    rows.push(ties);
+    let mut odd = vec![f32::NAN; 600];
+    odd[3] = f32::NEG_INFINITY;
+    odd[500] = 0.0;
+    odd[501] = -0.0;
+    odd[599] = f32::MAX;
+    odd[598] = f32::INFINITY;
+    rows.push(odd);
+    rows.push(vec![-3.0; 2000]);
+    // A cut inside a tie of values that differ only by their bits (0.0 and -0.0, +inf and
+    // f32::MAX): k = 1 keeps the lower id, whichever of the two it holds.
+    for (a, b) in [(-0.0f32, 0.0f32), (f32::INFINITY, f32::MAX)] {
+        let mut pair = vec![-1e30f32; 100];
+        (pair[30], pair[40]) = (a, b);
+        rows.push(pair.clone());
+        (pair[30], pair[40]) = (b, a);
+        rows.push(pair);
+    }
+    let outb = g.ctx.alloc_f32("top_k", 2 * 1100).unwrap();
+    for (r, row) in rows.iter().enumerate() {
+        let off = 3;
+        let mut padded = vec![1e30f32; off];
+        padded.extend_from_slice(row);
+        padded.push(1e30);
+        let xb = g.buf(&padded);
+        for k in [1usize, 40, 64, 1024, 1100] {
+            let op = g.ctx.prepare_top_k(&xb, off, row.len(), k, &outb).unwrap();
+            g.run(&[&op], 1, 0);
+            let n = k.min(row.len());
+            let words: Vec<u32> = g.read(&outb, 2 * n).iter().map(|w| w.to_bits()).collect();
+            let mut got: Vec<(u32, u32)> = words.chunks_exact(2).map(|w| (w[0], w[1])).collect();
+            let mut want: Vec<(u32, u32)> =
+                pocketllm::sampler::top_candidates(row, k).iter().map(|&(i, v)| (i, v.to_bits())).collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "row {r} (len {}), k {k}", row.len());
+        }
+    }
+}
+
 #[test]
 fn ops_within_webgpu_default_limits() {
     // A device with WebGPU's default limits (256 invocations, 8 storage buffers, 16 KiB of

@@ -23,9 +23,9 @@ fn every_kernel_variant_validates_within_default_limits() {
     // Per weight type: matvec (decode) and matmul (prefill) kernels for three variants and four
     // epilogues (store, accumulate, swiglu, split3), and one embed kernel; then every op family's
     // variants (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention,
-    // argmax, qk_rope_store), kv_store, attention and qk_rope_store once per KV cache type.
+    // argmax, top_k, qk_rope_store), kv_store, attention and qk_rope_store once per KV cache type.
     assert_eq!(keys.len(), (3 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
-    assert_eq!(op_families().len(), 13);
+    assert_eq!(op_families().len(), 14);
     for key in keys {
         let label = key.label();
         let src = shader_source(key).unwrap();

@@ -189,6 +189,21 @@ pub trait Backend {
     /// Runs what was recorded and returns the index of the largest of x[offset..offset + len]
     /// (lowest on ties, NaNs skipped, as `sampler::argmax`): greedy decoding reads back one id.
     async fn argmax(&mut self, x: &Self::Buffer, offset: usize, len: usize) -> Result<u32>;
+    /// Runs what was recorded and returns at least the `k` most likely entries of
+    /// x[offset..offset + len] as `(index, logit)` (`sampler::top_candidates`' ranking, any
+    /// order): sampling with a top-k reads back those instead of the row. This default reads
+    /// the row and selects on the host.
+    async fn top_candidates(
+        &mut self,
+        x: &Self::Buffer,
+        offset: usize,
+        len: usize,
+        k: usize,
+    ) -> Result<Vec<(u32, f32)>> {
+        let mut row = vec![0f32; len];
+        self.read(x, offset, len, &mut row).await?;
+        Ok(crate::sampler::top_candidates(&row, k))
+    }
     /// Whether ops only record work (the GPU): the model then records one step at load, so
     /// every kernel is compiled and bound before the first token, and drops it with
     /// [`Backend::discard`].

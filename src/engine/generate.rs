@@ -104,10 +104,16 @@ impl<B: Backend> Engine<B> {
 
 impl<B: Backend> Engine<B> {
     /// Runs `tokens` at `pos0` and picks the token that follows: on the backend when the pick
-    /// is a plain argmax (one id read back), else from the logits by `sampler`.
+    /// is a plain argmax (one id read back); from the top candidates the backend selects when
+    /// a top-k bounds the draw (the default sampling: 40 + the penalized tokens read back, not
+    /// the vocabulary); else from the whole row of logits.
     async fn next_token(&mut self, tokens: &[u32], pos0: usize, sampler: &mut Sampler, history: &[u32]) -> Result<u32> {
         if sampler.params().is_argmax() {
             return self.model.forward_greedy(tokens, pos0).await;
+        }
+        if let Some(k) = sampler.candidates_needed(history) {
+            let candidates = self.model.forward_top_candidates(tokens, pos0, k).await?;
+            return Ok(sampler.sample_candidates(&candidates, history));
         }
         let logits = self.model.forward_async(tokens, pos0, Logits::Last).await?;
         Ok(sampler.sample(&logits, history))

@@ -239,6 +239,13 @@ impl<B: Backend> Model<B> {
     /// Runs `tokens` like [`Model::forward_async`] and returns the most likely next token (the
     /// argmax of the last logits, as the greedy sampler picks it) without reading the logits back.
     pub async fn forward_greedy(&mut self, tokens: &[u32], pos0: usize) -> Result<u32> {
+        let (row, pos) = self.forward_batches(tokens, pos0)?;
+        self.argmax_row(row, pos).await
+    }
+
+    /// Records `tokens` at `pos0` in batches; returns the last token's row in the last batch
+    /// and that batch's first position, for the head.
+    fn forward_batches(&mut self, tokens: &[u32], pos0: usize) -> Result<(usize, usize)> {
         self.check_batch(tokens, pos0)?;
         let mut last = (0, 0);
         for (i, batch) in tokens.chunks(self.n_batch).enumerate() {
@@ -246,7 +253,16 @@ impl<B: Backend> Model<B> {
             self.forward_batch(batch, pos);
             last = (batch.len() - 1, pos);
         }
-        self.argmax_row(last.0, last.1).await
+        Ok(last)
+    }
+
+    /// Runs `tokens` as `forward_greedy` does, and returns at least the `k` most likely next
+    /// tokens as `(id, logit)` (see `Backend::top_candidates`): what sampling with a top-k
+    /// needs, read back instead of the whole row.
+    pub async fn forward_top_candidates(&mut self, tokens: &[u32], pos0: usize, k: usize) -> Result<Vec<(u32, f32)>> {
+        let (row, pos) = self.forward_batches(tokens, pos0)?;
+        self.logits_head(row, 1, pos);
+        self.backend.top_candidates(&self.state.logits, 0, self.config.n_vocab, k).await
     }
 
     fn check_batch(&self, tokens: &[u32], pos0: usize) -> Result<()> {

@@ -10,6 +10,7 @@ use super::{GpuBuffer, GpuContext, GpuError, GpuOptions, GpuWeight, Readback, St
 use crate::backend::{AttnShape, Backend, Counters, KvType};
 use crate::model::config::RopeConfig;
 use crate::quant::{GgmlType, dequantize_row};
+use crate::sampler::MAX_CANDIDATES;
 use crate::{Error, Result};
 
 /// An f32 activation buffer with the id prepared ops are keyed by.
@@ -53,11 +54,18 @@ pub struct GpuBackend {
     /// Token ids of a step, made at the first embed for the batch its output buffer holds.
     ids: Option<GpuBuffer>,
     argmax_out: Option<GpuBuffer>,
+    /// (index, logit bits) pairs of the top-k kernel, for up to `MAX_CANDIDATES`.
+    top_k_out: Option<GpuBuffer>,
     staging: Option<Readback>,
     id_staging: Option<Readback>,
+    top_k_staging: Option<Readback>,
     next_id: u32,
     rec: Recorder,
 }
+
+/// The candidate counts the top-k kernel is prepared for: sampling asks for top_k plus the
+/// tokens its penalties may push out (40 + up to 64 by default), rounded up to one of these.
+const TOP_K_SIZES: [usize; 5] = [64, 128, 256, 512, MAX_CANDIDATES];
 
 /// Maps a device error to the crate's: running out of memory is `model_too_large`.
 fn gpu_err(e: GpuError) -> Error {
@@ -87,8 +95,10 @@ impl GpuBackend {
             rope: None,
             ids: None,
             argmax_out: None,
+            top_k_out: None,
             staging: None,
             id_staging: None,
+            top_k_staging: None,
             next_id: 0,
             rec: Recorder::default(),
         })
@@ -145,6 +155,20 @@ impl GpuBackend {
     fn matmul_out(&mut self, key: OpKey, w: &GpuTensorWeight, x: &GpuTensor, out: MatmulOut<'_>, max_tokens: usize) {
         let (ctx, step, n) = (&self.ctx, &self.step, self.step_now.map_or(0, |(n, _)| n));
         self.rec.run(key, n, || ctx.prepare_matmul(&w.w, &x.buf, out, max_tokens, step).map(Prepared::Matmul));
+    }
+
+    /// Makes the top-k kernel's output and staging buffers, and records its op for the first
+    /// `k` of a row: the caller runs or discards it.
+    fn record_top_k(&mut self, x: &GpuTensor, offset: usize, len: usize, k: usize) -> Result<()> {
+        if !self.helper_buffer(|s| &mut s.top_k_out, "top_k", 2 * MAX_CANDIDATES) {
+            return Err(gpu_err(self.rec.error.take().expect("set by helper_buffer")));
+        }
+        Self::staging(&mut self.top_k_staging, &self.ctx, "top_k_readback", 2 * MAX_CANDIDATES)?;
+        let out = self.top_k_out.as_ref().expect("made above");
+        let key = OpKey::TopK { x: x.id, offset: offset as u32, len: len as u32, k: k as u32 };
+        let ctx = &self.ctx;
+        self.rec.run(key, 1, || ctx.prepare_top_k(&x.buf, offset, len, k, out).map(Prepared::Op));
+        Ok(())
     }
 
     /// A staging buffer of at least `len` values (grown at most once per larger read).
@@ -473,6 +497,28 @@ impl Backend for GpuBackend {
         self.rec.read_u32(&self.ctx, staging, out).await.map_err(gpu_err)
     }
 
+    /// The top-k kernel for the smallest of a few fixed sizes that covers `k` (each prepared
+    /// at load, so sampling prepares nothing), then 8 bytes per candidate read back. Beyond
+    /// `MAX_CANDIDATES`, the row is read and selected on the host.
+    async fn top_candidates(
+        &mut self,
+        x: &Self::Buffer,
+        offset: usize,
+        len: usize,
+        k: usize,
+    ) -> Result<Vec<(u32, f32)>> {
+        let Some(&size) = TOP_K_SIZES.iter().find(|&&s| s >= k) else {
+            let mut row = vec![0f32; len];
+            self.read(x, offset, len, &mut row).await?;
+            return Ok(crate::sampler::top_candidates(&row, k));
+        };
+        self.record_top_k(x, offset, len, size)?;
+        let mut words = vec![0u32; 2 * size.min(len)];
+        let (out, staging) = (self.top_k_out.as_ref().expect("made"), self.top_k_staging.as_ref().expect("made"));
+        self.rec.read_words(&self.ctx, staging, out, &mut words).await.map_err(gpu_err)?;
+        Ok(words.chunks_exact(2).map(|w| (w[0], f32::from_bits(w[1]))).collect())
+    }
+
     fn records(&self) -> bool {
         true
     }
@@ -488,6 +534,9 @@ impl Backend for GpuBackend {
         let key = OpKey::Argmax { x: x.id, offset: 0, len: len as u32 };
         let ctx = &self.ctx;
         self.rec.run(key, 1, || ctx.prepare_argmax(&x.buf, 0, len, out).map(Prepared::Op));
+        for size in TOP_K_SIZES {
+            self.record_top_k(x, 0, len, size)?;
+        }
         Ok(())
     }
 

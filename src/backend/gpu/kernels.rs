@@ -16,6 +16,7 @@ const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
 const KV_STORE: &str = include_str!("../../../shaders/kv_store.wgsl");
 const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
+const TOP_K: &str = include_str!("../../../shaders/top_k.wgsl");
 const QK_ROPE_STORE: &str = include_str!("../../../shaders/qk_rope_store.wgsl");
 const TILE_1: &str = include_str!("../../../shaders/tile/1.wgsl");
 const TILE_8: &str = include_str!("../../../shaders/tile/8.wgsl");
@@ -49,6 +50,8 @@ pub enum KernelFamily {
     Attention(KvType),
     /// Index of the largest logit (`shaders/argmax.wgsl`).
     Argmax,
+    /// The k most likely logits with their indices, for sampling (`shaders/top_k.wgsl`).
+    TopK,
     /// q/k head norm + rope + KV store fused (`shaders/qk_rope_store.wgsl`), cache as above.
     QkRopeStore(KvType),
 }
@@ -242,6 +245,7 @@ impl KernelKey {
             KernelFamily::KvStore(_) => "kv_store",
             KernelFamily::Attention(_) => "attention",
             KernelFamily::Argmax => "argmax",
+            KernelFamily::TopK => "top_k",
             KernelFamily::QkRopeStore(_) => "qk_rope_store",
         };
         let mut s = String::from(family);
@@ -366,6 +370,7 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
         KernelFamily::KvStore(kv) => with_kv(kv, "kv_store.wgsl", KV_STORE),
         KernelFamily::Attention(kv) => with_kv(kv, "attention.wgsl", ATTENTION),
         KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
+        KernelFamily::TopK => plain("top_k.wgsl", "", TOP_K),
         KernelFamily::QkRopeStore(kv) => with_kv(kv, "qk_rope_store.wgsl", QK_ROPE_STORE),
     })
 }
@@ -414,6 +419,7 @@ pub fn op_families() -> Vec<KernelFamily> {
         Elementwise(Swiglu),
         Rope,
         Argmax,
+        TopK,
     ];
     for kv in [KvType::F32, KvType::F16] {
         families.extend([KvStore(kv), Attention(kv), QkRopeStore(kv)]);

@@ -395,6 +395,27 @@ impl GpuContext {
         let buffers = vec![(0, &x.buffer), (1, &out.buffer)];
         self.build_op(key, label, 2, &[(params, buffers)], Groups::Fixed(1), 1)
     }
+
+    /// The `k` most likely of `x[offset .. offset + len]` as (index, logit bits) pairs in
+    /// `out[..2 * min(k, len)]` (`shaders/top_k.wgsl`): what sampling reads back.
+    pub fn prepare_top_k(
+        &self,
+        x: &GpuBuffer,
+        offset: usize,
+        len: usize,
+        k: usize,
+        out: &GpuBuffer,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::TopK);
+        let label = key.label();
+        check_len(&label, "x", x, offset + len)?;
+        check_len(&label, "out", out, 2 * k)?;
+        distinct(&label, &x.buffer, &out.buffer)?;
+        let params =
+            TopKParams { offset: u32_of(&label, offset)?, len: u32_of(&label, len)?, k: u32_of(&label, k)?, _pad: 0 };
+        let buffers = vec![(0, &x.buffer), (1, &out.buffer)];
+        self.build_op(key, label, 2, &[(params, buffers)], Groups::Fixed(1), 1)
+    }
 }
 
 #[repr(C)]
@@ -452,4 +473,13 @@ struct ArgmaxParams {
     offset: u32,
     len: u32,
     _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct TopKParams {
+    offset: u32,
+    len: u32,
+    k: u32,
+    _pad: u32,
 }

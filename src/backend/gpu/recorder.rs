@@ -23,6 +23,7 @@ pub(super) enum OpKey {
     RopeStore { q: u32, k: u32, v: u32, cache: u32, layer: u32, norms: Option<(u32, u32)> },
     Attention { q: u32, cache: u32, layer: u32, out: u32 },
     Argmax { x: u32, offset: u32, len: u32 },
+    TopK { x: u32, offset: u32, len: u32, k: u32 },
 }
 
 pub(super) enum Prepared {
@@ -171,10 +172,22 @@ impl Recorder {
         staging: &Readback,
         src: &super::GpuBuffer,
     ) -> Result<u32, GpuError> {
-        self.submit(ctx, |enc| staging.encode_copy(enc, src, 0, 1))?;
         let mut id = [0u32];
-        staging.map_read_u32(ctx, &mut id).await?;
-        self.counters.bytes_read += 4;
+        self.read_words(ctx, staging, src, &mut id).await?;
         Ok(id[0])
+    }
+
+    /// Runs what was recorded, then reads the first `out.len()` 4-byte words of `src`.
+    pub(super) async fn read_words(
+        &mut self,
+        ctx: &GpuContext,
+        staging: &Readback,
+        src: &super::GpuBuffer,
+        out: &mut [u32],
+    ) -> Result<(), GpuError> {
+        self.submit(ctx, |enc| staging.encode_copy(enc, src, 0, out.len()))?;
+        staging.map_read_u32(ctx, out).await?;
+        self.counters.bytes_read += 4 * out.len() as u64;
+        Ok(())
     }
 }
