@@ -36,11 +36,13 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
         const run = async (backend) => {
           const engine = await createEngine({ model: url, backend });
           const res = await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 48, temperature: 0 });
+          // Sampled (top_k 40 by default: on WebGPU the top-k kernel picks the candidates).
+          const sampled = await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 32, temperature: 0.9, seed: 11 });
           const stream = [];
           for await (const c of await engine.completions.create({ prompt: 'Once upon a time', max_tokens: 16, temperature: 0, stream: true })) {
             stream.push(c.choices[0].text ?? '');
           }
-          const out = { text: res.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes, kv: engine.info().kv_cache, kvBytes: engine.info().kv_cache_bytes };
+          const out = { text: res.choices[0].text, sampled: sampled.choices[0].text, usage: res.usage, stream: stream.join(''), backend: engine.backend, reason: engine.backendReason, heap: engine.info().wasm_memory_bytes, kv: engine.info().kv_cache, kvBytes: engine.info().kv_cache_bytes };
           await engine.unload();
           return out;
         };
@@ -67,6 +69,11 @@ describe('pocketllm on WebGPU (SwiftShader) in headless Chromium', { skip: haveF
       assert.equal(r.gpu.backend, 'webgpu', r.gpu.reason);
       assert.match(r.gpu.reason, /webgpu/);
       assert.equal(r.gpu.text, r.cpu.text);
+      if (golden) {
+        // F32: logits ~1e-6 apart, so the same seed draws the same tokens on both backends.
+        assert.equal(r.gpu.sampled, r.cpu.sampled);
+        assert.ok(!r.gpu.text.startsWith(r.gpu.sampled), `sampling at 0.9 leaves the greedy path: ${r.gpu.sampled}`);
+      }
       // The f16 KV cache is the WebGPU default exactly where the device has shader-f16
       // (SwiftShader has not); the CPU keeps f32 unless asked, and then half the bytes.
       assert.equal(r.gpu.kv, r.shaderF16 ? 'f16' : 'f32');
