@@ -61,6 +61,7 @@ fn main() {
     let (hb, hb2) = (f(MAX_TOKENS * N_FF), f(MAX_TOKENS * N_FF));
     let logits = f(N_VOCAB);
     let token = f(1);
+    let candidates = f(2 * 64);
     let ids = f(MAX_TOKENS);
     let norm_bytes: Vec<u8> = (0..N_EMBD).flat_map(|_| 1f32.to_le_bytes()).collect();
     let norm = ctx.upload_weight("attn_norm", GgmlType::F32, 1, N_EMBD, &norm_bytes).unwrap();
@@ -107,6 +108,7 @@ fn main() {
         ("add 576", ctx.prepare_add(&x, 0, &xb, 0, N_EMBD, m, &step).unwrap()),
         ("swiglu 1536", ctx.prepare_swiglu(&hb, 0, &hb2, 0, N_FF, m, &step).unwrap()),
         ("argmax 49152", ctx.prepare_argmax(&logits, 0, N_VOCAB, &token).unwrap()),
+        ("top_k 64 of 49152", ctx.prepare_top_k(&logits, 0, N_VOCAB, 64, &candidates).unwrap()),
     ];
     // The same cache ops over an f16 cache (what a device with shader-f16 gets by default).
     let kv_f16 = ctx.features().contains(wgpu::Features::SHADER_F16).then(|| {

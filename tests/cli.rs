@@ -160,6 +160,10 @@ fn bench_prints_one_json_line_with_the_per_token_work() {
     let ctx = common::gpu(&pocketllm::backend::gpu::GpuOptions::default()).unwrap();
     let f16 = ctx.features().contains(wgpu::Features::SHADER_F16);
     assert_eq!(v["kv_cache"], if f16 { "f16" } else { "f32" }, "{v}");
+    // Sampling (top_k 40): the candidates come back, 64 of them at 8 bytes, not 512 logits.
+    let sampled = bench(&m, "gpu", &["--temperature", "0.8"]);
+    assert_eq!(sampled["per_decode_token"]["bytes_read"].as_f64(), Some(512.0), "{sampled}");
+    assert_eq!(sampled["per_decode_token"]["dispatches"].as_f64(), Some(44.0), "{sampled}");
     let f32_kv = bench(&m, "gpu", &["--kv-cache", "f32"]);
     assert_eq!(f32_kv["kv_cache"], "f32");
     assert_eq!(f32_kv["kv_cache_bytes"], 5 * 2048 * 64 * 4);

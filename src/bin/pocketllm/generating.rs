@@ -178,13 +178,15 @@ pub fn bench(a: &Args) -> CliResult {
 fn bench_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe: &str) -> CliResult {
     let n_prompt: usize = a.num("prompt-tokens", 128)?;
     let n_gen: usize = a.num("gen-tokens", 64)?;
+    let temperature: f32 = a.num("temperature", 0.0)?;
+    let top_k: usize = a.num("top-k", 40)?;
     // A fixed, spread-out prompt: the content does not matter for speed, only the length.
     let n_vocab = engine.info().vocab_size as u64;
     let prompt: Vec<u32> = (0..n_prompt as u64).map(|i| ((i * 7919 + 13) % n_vocab) as u32).collect();
     let request = |max_tokens| CompletionRequest {
         prompt: Prompt::Tokens(prompt.clone()),
         add_special: false,
-        options: GenerationOptions { max_tokens, temperature: 0.0, ignore_eos: true, ..Default::default() },
+        options: GenerationOptions { max_tokens, temperature, top_k, seed: 0, ignore_eos: true, ..Default::default() },
     };
     // A first run of the prompt and one token warms up (the GPU prepares its pipelines and
     // bind groups at the first step) and measures what the prompt alone costs.
@@ -203,6 +205,8 @@ fn bench_on<B: Backend>(a: &Args, mut engine: Engine<B>, load_ms: f64, describe:
         "kv_cache": engine.info().kv_cache,
         "kv_cache_bytes": engine.info().kv_cache_bytes,
         "context_length": engine.info().context_length,
+        "temperature": temperature,
+        "top_k": top_k,
         "load_ms": (load_ms * 10.0).round() / 10.0,
         "prompt_tokens": n_prompt,
         "gen_tokens": c.usage.completion_tokens,

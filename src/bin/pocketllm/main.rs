@@ -26,6 +26,7 @@ const USAGE: &str = "usage: pocketllm <command> --model M.gguf [options]
   chat        --model M [--system TEXT] [sampling options as for run]
               interactive: type a message; /reset starts over, /exit (or end of input) quits
   bench       --model M [--backend ...] [--prompt-tokens 128] [--gen-tokens 64] [--threads N]
+              [--temperature T] [--top-k K] (greedy by default; T > 0 samples, top_k 40, seed 0)
 --kv-cache f32|f16 (logits, run, chat, bench): the KV cache's values; default f16 on GPUs with
 shader-f16, else f32 (f16 halves the cache; a GPU without shader-f16 refuses it)
 M is a path, an http(s):// URL or hf:owner/repo[@revision]/path/file.gguf; downloads are cached in
@@ -108,7 +109,9 @@ fn run_command(a: &Args) -> CliResult {
         "logits" => &["model", "tokens", "out", "backend", "threads", "ctx", "kv-cache"],
         "run" => &["model", "prompt", "chat", "system", "backend", "no-bos", "ctx", "threads", "kv-cache"],
         "chat" => &["model", "system", "backend", "ctx", "threads", "kv-cache"],
-        "bench" => &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx", "kv-cache"],
+        "bench" => {
+            &["model", "backend", "prompt-tokens", "gen-tokens", "threads", "ctx", "kv-cache", "temperature", "top-k"]
+        }
         "help" | "--help" => {
             println!("{USAGE}");
             return Ok(());
