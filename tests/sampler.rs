@@ -378,7 +378,7 @@ fn awkward_logits(n: usize, seed: u64) -> Vec<f32> {
             2 => 0.0,
             3 => -0.0,
             4 => 2.5, // many exact ties near the top
-            5 if r.next_u64() % 50 == 0 => f32::INFINITY,
+            5 if r.next_u64().is_multiple_of(50) => f32::INFINITY,
             _ => (r.next_f64() * 10.0 - 5.0) as f32,
         })
         .collect()

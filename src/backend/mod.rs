@@ -200,9 +200,7 @@ pub trait Backend {
         len: usize,
         k: usize,
     ) -> Result<Vec<(u32, f32)>> {
-        let mut row = vec![0f32; len];
-        self.read(x, offset, len, &mut row).await?;
-        Ok(crate::sampler::top_candidates(&row, k))
+        read_top_candidates(self, x, offset, len, k).await
     }
     /// Whether ops only record work (the GPU): the model then records one step at load, so
     /// every kernel is compiled and bound before the first token, and drops it with
@@ -248,4 +246,18 @@ impl Counters {
             prepared: self.prepared - earlier.prepared,
         }
     }
+}
+
+/// Reads a row of logits back and selects its `k` most likely entries on the host
+/// ([`Backend::top_candidates`]' default, and the GPU's for `k` past its prepared sizes).
+pub(crate) async fn read_top_candidates<B: Backend + ?Sized>(
+    backend: &mut B,
+    x: &B::Buffer,
+    offset: usize,
+    len: usize,
+    k: usize,
+) -> Result<Vec<(u32, f32)>> {
+    let mut row = vec![0f32; len];
+    backend.read(x, offset, len, &mut row).await?;
+    Ok(crate::sampler::top_candidates(&row, k))
 }

@@ -251,10 +251,7 @@ impl Sampler {
         let p = self.params.clone();
         self.penalized.clear();
         self.penalized.extend(candidates.iter().map(|c| c.1));
-        if p.penalties_active() {
-            let ids: Vec<u32> = candidates.iter().map(|c| c.0).collect();
-            penalize_ids(&p, &mut self.penalized, &ids, history, &mut self.window);
-        }
+        penalize_candidates(&p, &mut self.penalized, candidates, history, &mut self.window);
         self.cands.clear();
         self.cands
             .extend(candidates.iter().zip(&self.penalized).map(|(c, &x)| Candidate { logit: sanitize(x), id: c.0 }));
@@ -324,10 +321,16 @@ impl Sampler {
     }
 }
 
-/// The penalties for a run of candidates: `logits[i]` is the logit of token `ids[i]`.
-fn penalize_ids(p: &SamplerParams, logits: &mut [f32], ids: &[u32], history: &[u32], window: &mut Vec<u32>) {
+/// The penalties for a run of candidates: `logits[i]` is the logit of `candidates[i].0`.
+fn penalize_candidates(
+    p: &SamplerParams,
+    logits: &mut [f32],
+    candidates: &[(u32, f32)],
+    history: &[u32],
+    window: &mut Vec<u32>,
+) {
     for_each_penalized(p, history, window, |id, count| {
-        if let Some(i) = ids.iter().position(|&c| c == id) {
+        if let Some(i) = candidates.iter().position(|c| c.0 == id) {
             penalize_one(p, &mut logits[i], count);
         }
     });

@@ -56,6 +56,8 @@ pub struct GpuBackend {
     argmax_out: Option<GpuBuffer>,
     /// (index, logit bits) pairs of the top-k kernel, for up to `MAX_CANDIDATES`.
     top_k_out: Option<GpuBuffer>,
+    /// The candidates' words as read back, reused token after token.
+    top_k_words: Vec<u32>,
     staging: Option<Readback>,
     id_staging: Option<Readback>,
     top_k_staging: Option<Readback>,
@@ -96,6 +98,7 @@ impl GpuBackend {
             ids: None,
             argmax_out: None,
             top_k_out: None,
+            top_k_words: Vec::with_capacity(2 * MAX_CANDIDATES),
             staging: None,
             id_staging: None,
             top_k_staging: None,
@@ -508,14 +511,13 @@ impl Backend for GpuBackend {
         k: usize,
     ) -> Result<Vec<(u32, f32)>> {
         let Some(&size) = TOP_K_SIZES.iter().find(|&&s| s >= k) else {
-            let mut row = vec![0f32; len];
-            self.read(x, offset, len, &mut row).await?;
-            return Ok(crate::sampler::top_candidates(&row, k));
+            return crate::backend::read_top_candidates(self, x, offset, len, k).await;
         };
         self.record_top_k(x, offset, len, size)?;
-        let mut words = vec![0u32; 2 * size.min(len)];
+        let words = &mut self.top_k_words;
+        words.resize(2 * size.min(len), 0);
         let (out, staging) = (self.top_k_out.as_ref().expect("made"), self.top_k_staging.as_ref().expect("made"));
-        self.rec.read_words(&self.ctx, staging, out, &mut words).await.map_err(gpu_err)?;
+        self.rec.read_words(&self.ctx, staging, out, words).await.map_err(gpu_err)?;
         Ok(words.chunks_exact(2).map(|w| (w[0], f32::from_bits(w[1]))).collect())
     }
 
