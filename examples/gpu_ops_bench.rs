@@ -68,17 +68,11 @@ fn main() {
     let row_bytes = GgmlType::Q8_0.row_bytes(N_EMBD).unwrap();
     let table =
         ctx.upload_weight("tok_embd", GgmlType::Q8_0, N_VOCAB, N_EMBD, &vec![0u8; N_VOCAB * row_bytes]).unwrap();
-    let rope = RopeConfig { style: RopeStyle::Normal, n_rot: HEAD_DIM, freq_base: 10000.0, freq_scale: 1.0 };
-    let shape = AttnShape {
-        n_head: N_HEAD,
-        n_head_kv: N_HEAD_KV,
-        head_dim: HEAD_DIM,
-        head_dim_v: HEAD_DIM,
-        scale: 1.0 / (HEAD_DIM as f32).sqrt(),
-    };
+    let rope = RopeConfig::plain(RopeStyle::Normal, HEAD_DIM, 10000.0);
+    let shape = AttnShape::new(N_HEAD, N_HEAD_KV, HEAD_DIM, HEAD_DIM);
     let (kw, m) = (N_HEAD_KV * HEAD_DIM, MAX_TOKENS);
     let mut ops: Vec<(&str, GpuOp)> = vec![
-        ("embed (Q8_0)", ctx.prepare_embed(&table, &ids, &x, 0, m, &step).unwrap()),
+        ("embed (Q8_0)", ctx.prepare_embed(&table, &ids, 1.0, &x, 0, m, &step).unwrap()),
         ("rms_norm 576", ctx.prepare_rms_norm(&x, 0, &norm, &xb, 0, m, 1e-5, &step).unwrap()),
         (
             "rope q (9 heads)",

@@ -1,6 +1,11 @@
 // attention.wgsl: causal attention over one layer's KV cache, decode (n_tokens = 1) and prefill.
-// For token t (position pos0 + t) and head h (kv head g = h / (n_head / n_head_kv), GQA):
-//   out[t][h * head_dim_v + d] = sum_{j <= pos0 + t} softmax_j(scale * q[t][h] . kc[j][g]) * vc[j][g][d]
+// For token t (position pos = pos0 + t) and head h (kv head g = h / (n_head / n_head_kv), GQA):
+//   out[t][h * head_dim_v + d] = sum_{first <= j <= pos} softmax_j(s_j) * vc[j % n_ctx][g][d]
+//   s_j = scale * q[t][h] . kc[j % n_ctx][g], or softcap * tanh(that / softcap) when softcap > 0
+//   (Gemma 2; the tanh argument clamped to +-10, where tanh is 1 in f32)
+// first = pos + 1 - window for a sliding-window layer (window > 0) once pos >= window, else 0.
+// Position j lives in cache row j % n_ctx: a sliding-window layer's cache is a ring of n_ctx >=
+// window + n_tokens - 1 positions, so a step's keys never overwrite keys it still reads.
 // The keys and values of this step must already be in the cache (kv_store.wgsl, same encoder).
 // Softmax is computed online over tiles of 64 positions (flash-attention style): per tile each
 // invocation scores one position, a workgroup max/sum reduction updates the running max m and
@@ -26,8 +31,8 @@ struct Params {
     head_dim_v: u32,
     scale: f32,
     n_ctx: u32,
-    _pad0: u32,
-    _pad1: u32,
+    window: u32,
+    softcap: f32,
 }
 
 struct Step {
@@ -92,25 +97,32 @@ fn main(
     }
     workgroupBarrier();
 
-    let n_seen = min(step.pos0 + t + 1u, p.n_ctx);
+    let end = step.pos0 + t + 1u; // one past the last position seen
+    var first = 0u;
+    if (p.window > 0u && end > p.window) {
+        first = end - p.window;
+    }
     var m = NEG_BIG;
     var l = 0.0;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-    for (var j0 = 0u; j0 < n_seen; j0 += WG) {
+    for (var j0 = first; j0 < end; j0 += WG) {
         let j = j0 + lid;
         var s = NEG_BIG;
-        if (j < n_seen) {
-            let kb = j * kw + kvh * hd;
+        if (j < end) {
+            let kb = (j % p.n_ctx) * kw + kvh * hd;
             var dotv = 0.0;
             for (var d = 0u; d < hd; d++) {
                 dotv += qs[d] * f32(kc[kb + d]);
             }
             s = dotv * p.scale;
+            if (p.softcap > 0.0) {
+                s = soft_cap(s, p.softcap);
+            }
         }
         red[lid] = s;
         let m_new = max(m, reduce(lid, true));
         var e = 0.0;
-        if (j < n_seen) {
+        if (j < end) {
             e = exp(s - m_new);
         }
         probs[lid] = e;
@@ -118,14 +130,19 @@ fn main(
         let tile_sum = reduce(lid, false);
         let alpha = exp(m - m_new);
         l = l * alpha + tile_sum;
-        let n_tile = min(WG, n_seen - j0);
+        let n_tile = min(WG, end - j0);
+        let row0 = j0 % p.n_ctx;
         for (var r = 0u; r < 4u; r++) {
             let d = lid + WG * r;
             if (d < hdv) {
                 var a = 0.0;
-                let vb = j0 * vw + kvh * hdv + d;
+                let vb = kvh * hdv + d;
                 for (var jj = 0u; jj < n_tile; jj++) {
-                    a += probs[jj] * f32(vc[vb + jj * vw]);
+                    var row = row0 + jj;
+                    if (row >= p.n_ctx) {
+                        row -= p.n_ctx; // the ring wraps at most once within a tile
+                    }
+                    a += probs[jj] * f32(vc[vb + row * vw]);
                 }
                 acc[r] = acc[r] * alpha + a;
             }

@@ -49,3 +49,29 @@ fn nibble_bits(q: u32, k: u32) -> vec4<f32> {
     let h = q >> (4u * k);
     return vec4<f32>(vec4<u32>(h & 1u, (h >> 1u) & 1u, (h >> 2u) & 1u, (h >> 3u) & 1u));
 }
+
+// x rounded to the nearest f16 and back (core WGSL's pack2x16float; |x| must be in f16's range).
+fn round_f16(x: f32) -> f32 {
+    return unpack2x16float(pack2x16float(vec2<f32>(x, 0.0))).x;
+}
+
+// GELU, tanh approximation, as ggml's CPU computes it: through its table of f16 values, so x is
+// rounded to f16, gelu computed in f32 and rounded to f16 again; 0 at or below -10 and x itself
+// at or above 10 (where the table's callers stop using it).
+fn gelu_f16_table(x: f32) -> f32 {
+    if (x <= -10.0) {
+        return 0.0;
+    }
+    if (x >= 10.0) {
+        return x;
+    }
+    let h = round_f16(x);
+    let g = 0.5 * h * (1.0 + tanh(0.7978845608028654 * h * (1.0 + 0.044715 * h * h)));
+    return round_f16(g);
+}
+
+// cap * tanh(x / cap) (Gemma's soft-capping); the argument is clamped to +-10, where tanh is
+// already 1 in f32, so no implementation's tanh overflows.
+fn soft_cap(x: f32, cap: f32) -> f32 {
+    return tanh(clamp(x * (1.0 / cap), -10.0, 10.0)) * cap;
+}

@@ -3,6 +3,8 @@
 //   0 add:      x[x_offset + i] += y[y_offset + i]                (residual)
 //   1 add_bias: x[x_offset + i] += y[i % width]                   (y: the F32 bias weight)
 //   2 swiglu:   x[x_offset + i] = silu(x[..]) * y[y_offset + i]   silu(g) = g / (1 + e^-g), as ggml
+//   3 geglu:    x[x_offset + i] = gelu(x[..]) * y[y_offset + i]   gelu: common.wgsl's gelu_f16_table
+//   4 softcap:  x[x_offset + i] = param * tanh(x[..] / param)      (y unused: a one-value dummy)
 //
 // Bindings (group 0):
 //   0  x     storage, read_write  array<f32>
@@ -16,7 +18,7 @@ struct Params {
     width: u32,
     x_offset: u32,
     y_offset: u32,
-    _pad: u32,
+    param: f32,
 }
 
 struct Step {
@@ -46,8 +48,12 @@ fn main(
         x[xi] += y[p.y_offset + i];
     } else if (OP == 1u) {
         x[xi] += y[i % p.width];
-    } else {
+    } else if (OP == 2u) {
         let g = x[xi];
         x[xi] = g / (1.0 + exp(-g)) * y[p.y_offset + i];
+    } else if (OP == 3u) {
+        x[xi] = gelu_f16_table(x[xi]) * y[p.y_offset + i];
+    } else {
+        x[xi] = soft_cap(x[xi], p.param);
     }
 }

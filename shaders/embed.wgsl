@@ -1,5 +1,6 @@
-// embed.wgsl: embedding lookup, out[out_offset + t * n_cols + c] = W[ids[t]][c], for t < n_tokens,
-// the rows dequantized with the block decoders of quant/<type>.wgsl.
+// embed.wgsl: embedding lookup, out[out_offset + t * n_cols + c] = W[ids[t]][c] * scale, for
+// t < n_tokens, the rows dequantized with the block decoders of quant/<type>.wgsl (scale: 1, or
+// Gemma's sqrt(n_embd)).
 // Assembled as: common.wgsl + quant/weights.wgsl + quant/<type>.wgsl + tile/1.wgsl + this file.
 // The quant files only offer `item_dot(row_byte, item, n)` (the dot of one work item with the
 // activations they read through x4/x1, for the tile's one token); here x4/x1 return a one-hot
@@ -26,7 +27,7 @@ struct Params {
     out_offset: u32,
     total_rows: u32,
     first_piece: u32,
-    _pad: u32,
+    scale: f32,
 }
 
 struct Step {
@@ -76,5 +77,5 @@ fn main(
         return;
     }
     probe = c;
-    out[o] = item_dot((id - p.row0) * p.row_bytes, c / ITEM, p.n_cols);
+    out[o] = item_dot((id - p.row0) * p.row_bytes, c / ITEM, p.n_cols) * p.scale;
 }

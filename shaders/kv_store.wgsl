@@ -1,7 +1,8 @@
 // kv_store.wgsl: writes this step's keys and values into one layer's KV cache,
-//   kc[(pos0 + t) * k_width + c] = k[t * k_width + c]   (c < k_width)
-//   vc[(pos0 + t) * v_width + c] = v[t * v_width + c]   (c < v_width)
-// for t < n_tokens, pos0 + t < n_ctx (pos0, n_tokens from the per-step uniform).
+//   kc[row * k_width + c] = k[t * k_width + c]   (c < k_width)
+//   vc[row * v_width + c] = v[t * v_width + c]   (c < v_width)
+// for t < n_tokens, row = (pos0 + t) % n_ctx (pos0, n_tokens from the per-step uniform): a
+// sliding-window layer's cache is a ring of n_ctx positions; a global layer's holds them all.
 //
 // Bindings (group 0):
 //   0  k     storage, read        array<f32>
@@ -45,14 +46,14 @@ fn main(
     let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
     let t = idx / width;
     let c = idx % width;
-    let pos = step.pos0 + t;
-    if (t >= step.n_tokens || pos >= p.n_ctx) {
+    if (t >= step.n_tokens) {
         return;
     }
+    let row = (step.pos0 + t) % p.n_ctx;
     if (c < p.k_width) {
-        kc[pos * p.k_width + c] = KV(k[t * p.k_width + c]);
+        kc[row * p.k_width + c] = KV(k[t * p.k_width + c]);
     }
     if (c < p.v_width) {
-        vc[pos * p.v_width + c] = KV(v[t * p.v_width + c]);
+        vc[row * p.v_width + c] = KV(v[t * p.v_width + c]);
     }
 }

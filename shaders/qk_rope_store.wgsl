@@ -2,15 +2,17 @@
 // for token t (position pos0 + t) and head slot s < n_head + n_head_kv,
 //   s <  n_head: q head s     <- rope(norm(q head s))                    (in place)
 //   s >= n_head: kc[pos][g]   <- rope(norm(k head g)),  vc[pos][g] <- v head g,  g = s - n_head
-// norm is Qwen3's per-head RMS norm (optional, q_norm / k_norm weights), with the same arithmetic
-// as rms_norm.wgsl; rope as rope.wgsl (same angle modes, same range reduction). Replaces
-// head_norm q, head_norm k, rope q, rope k and kv_store: 5 dispatches (3 without the norm) -> 1.
+// norm is the per-head RMS norm of Qwen3 and Gemma 3 (optional, q_norm / k_norm weights), with the
+// same arithmetic as rms_norm.wgsl; rope as rope.wgsl (rope_angle.wgsl, prepended, for both).
+// pos = pos0 + t lives in cache row pos % n_ctx: a sliding-window layer's cache is a ring of
+// n_ctx positions (kv_store.wgsl does the same). Replaces head_norm q, head_norm k, rope q, rope k
+// and kv_store: 5 dispatches (3 without the norm) -> 1.
 //
 // Bindings (group 0):
 //   0  q     storage, read_write  array<f32>  [n_tokens][n_head * head_dim]
 //   1  k     storage, read        array<f32>  [n_tokens][n_head_kv * head_dim]
 //   2  v     storage, read        array<f32>  [n_tokens][n_head_kv * head_dim_v]
-//   3  kc    storage, read_write  array<KV>   [n_ctx][n_head_kv * head_dim]
+//   3  kc    storage, read_write  array<KV>   [n_ctx][n_head_kv * head_dim], row = position % n_ctx
 //   4  vc    storage, read_write  array<KV>   [n_ctx][n_head_kv * head_dim_v]
 //   5  ff    storage, read        array<f32>  rope frequency factors (when has_ff)
 //   6  qn    storage, read        array<f32>  q_norm weight, head_dim values (when has_norm)
@@ -24,6 +26,7 @@
 // Dispatch: n_tokens * (n_head + n_head_kv) workgroups on a 2-D grid (x <= 65535).
 
 struct Params {
+    rope: RopeAngle,
     n_head: u32,
     n_head_kv: u32,
     head_dim: u32,
@@ -31,10 +34,6 @@ struct Params {
     n_rot: u32,
     neox: u32,
     has_ff: u32,
-    product: u32,
-    exp_step: f32,
-    theta_scale: f32,
-    freq_scale: f32,
     has_norm: u32,
     eps: f32,
     n_ctx: u32,
@@ -61,9 +60,6 @@ struct Step {
 @group(0) @binding(9) var<uniform> step: Step;
 
 const WG: u32 = 64u;
-const TWO_PI_HI: f32 = 6.28125;
-const TWO_PI_LO: f32 = 0.0019353071795864769;
-const INV_TWO_PI: f32 = 0.15915494309189535;
 
 var<workgroup> vals: array<f32, 256>;
 var<workgroup> partial: array<f32, 64>;
@@ -88,9 +84,10 @@ fn main(
     let t = g / slots;
     let s = g % slots;
     let pos = step.pos0 + t;
-    if (t >= step.n_tokens || pos >= p.n_ctx) {
+    if (t >= step.n_tokens) {
         return; // whole workgroup
     }
+    let row = pos % p.n_ctx;
     let hd = p.head_dim;
     let is_q = s < p.n_head;
     var src: u32;
@@ -102,10 +99,10 @@ fn main(
         let kh = s - p.n_head;
         let kw = p.n_head_kv * hd;
         src = t * kw + kh * hd;
-        dst = pos * kw + kh * hd;
+        dst = row * kw + kh * hd;
         let vw = p.n_head_kv * p.head_dim_v;
         for (var d = lid; d < p.head_dim_v; d += WG) {
-            vc[pos * vw + kh * p.head_dim_v + d] = KV(v[t * vw + kh * p.head_dim_v + d]);
+            vc[row * vw + kh * p.head_dim_v + d] = KV(v[t * vw + kh * p.head_dim_v + d]);
         }
     }
     var ss = 0.0;
@@ -142,22 +139,13 @@ fn main(
     }
     let half = p.n_rot / 2u;
     for (var i = lid; i < half; i += WG) {
-        var theta = f32(pos);
-        if (p.product != 0u) {
-            for (var j = 0u; j < i; j++) {
-                theta *= p.theta_scale;
-            }
-        } else {
-            theta *= exp2(f32(i) * p.exp_step);
-        }
+        var f = 1.0;
         if (p.has_ff != 0u) {
-            theta = theta / ff[i];
+            f = ff[i];
         }
-        let a = p.freq_scale * theta;
-        let kk = round(a * INV_TWO_PI);
-        let r = (a - kk * TWO_PI_HI) - kk * TWO_PI_LO;
-        let c = cos(r);
-        let sn = sin(r);
+        let cs = rope_cos_sin(p.rope, pos, i, f);
+        let c = cs.x;
+        let sn = cs.y;
         var i0 = 2u * i;
         var i1 = i0 + 1u;
         if (p.neox != 0u) {

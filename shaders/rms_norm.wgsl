@@ -1,16 +1,18 @@
 // rms_norm.wgsl: y[out_offset + r * width + c] = x[x_offset + r * width + c] * scale_r * w[c],
 // scale_r = 1 / sqrt(mean_c(x[r][c]^2) + eps), for rows r < n_tokens * rows_per_token.
 // rows_per_token = 1 is the model's RMS norm over the hidden state; rows_per_token = n_heads with
-// width = head_dim is Qwen3's per-head q/k norm. The variant prepends how x is read:
-//   out-of-place: `@binding(4) var<storage, read> x: array<f32>` and load_x(i) = x[i];
-//   in-place:     load_x(i) = y[i] (no binding 4; x_offset = out_offset).
+// width = head_dim is Qwen3's per-head q/k norm. The variant prepends how x is read and y written:
+//   out-of-place: `@binding(4) var<storage, read> x: array<f32>`, load_x(i) = x[i], put(i, v): y[i] = v;
+//   in-place:     load_x(i) = y[i] (no binding 4; x_offset = out_offset), put as out-of-place;
+//   accumulate:   as out-of-place but put(i, v): y[i] += v (Gemma's post-norms: the residual
+//                 add of a normalised block output).
 //
 // Bindings (group 0):
 //   0  y     storage, read_write  array<f32>  output (and input, in place)
 //   1  w     storage, read        array<f32>  the norm weight (F32, width values)
 //   2  p     uniform              Params
 //   3  step  uniform              Step (n_tokens)
-//   4  x     storage, read        array<f32>  input (out-of-place variant only)
+//   4  x     storage, read        array<f32>  input (out-of-place and accumulate variants)
 // Knobs: WG = 64 invocations per row; sum of squares in f32, strided then a tree reduction in
 //   256 B of workgroup memory.
 // Dispatch: one workgroup per row, n_tokens * rows_per_token on a 2-D grid (x <= 65535).
@@ -67,6 +69,6 @@ fn main(
     }
     let scale = 1.0 / sqrt(partial[0] / f32(p.width) + p.eps);
     for (var c = lid; c < p.width; c += 64u) {
-        y[yi + c] = load_x(xi + c) * scale * w[c];
+        put(yi + c, load_x(xi + c) * scale * w[c]);
     }
 }

@@ -1,15 +1,8 @@
 // rope.wgsl: rotary position embedding in place, x[t][h * head_dim + ...] for tokens t <
 // n_tokens at positions pos0 + t (pos0 from the per-step uniform). Pair i < n_rot / 2 of a head
-// is (2i, 2i + 1) (Normal, llama) or (i, i + n_rot / 2) (Neox, Qwen); dimensions >= n_rot stay.
-//   angle = freq_scale * (theta_i / ff[i]),   theta_i = pos * freq_base^(-2i / n_rot)
-// (ff: llama3's rope_freqs, or 1). theta_i is computed one of two ways (`product`):
-//   1: as ggml's CPU does, pos * theta_scale^i by i repeated f32 products (theta_scale =
-//      freq_base^(-2 / n_rot) rounded to f32 on the host, as the CPU rounds it): the same f32
-//      angle as the CPU backend, at the cost of i multiplications (i < n_rot / 2);
-//   0: pos * exp2(i * exp_step), exp_step = -2 log2(freq_base) / n_rot: one exp2, a few ulp
-//      from the CPU's angle (tests/gpu_ops.rs, rope_angle_ulps).
-// The angle is reduced to [-pi, pi] with a two-part 2*pi before cos/sin, whose accuracy WGSL only
-// bounds on that interval.
+// is (2i, 2i + 1) (Normal, llama) or (i, i + n_rot / 2) (Neox, the others); dimensions >= n_rot
+// stay (partial rotary, Phi-4-mini). The rotation of a pair is rope_angle.wgsl's (prepended):
+// plain, linear, YaRN, with per-pair factors (llama3's rope_freqs, LongRoPE's) when has_ff.
 //
 // Bindings (group 0):
 //   0  x     storage, read_write  array<f32>  [n_tokens][n_heads * head_dim]
@@ -20,15 +13,12 @@
 // Dispatch: ceil(n_tokens * n_heads * n_rot / 2 / 64) workgroups on a 2-D grid (x <= 65535).
 
 struct Params {
+    rope: RopeAngle,
     n_heads: u32,
     head_dim: u32,
     n_rot: u32,
     neox: u32,
     has_ff: u32,
-    exp_step: f32,
-    freq_scale: f32,
-    product: u32,
-    theta_scale: f32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -46,12 +36,6 @@ struct Step {
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> step: Step;
 
-// 2*pi = TWO_PI_HI + TWO_PI_LO; TWO_PI_HI = 201/32 has 8 significant bits, so k * TWO_PI_HI is
-// exact for |k| < 2^16 (angles up to ~4e5 rad).
-const TWO_PI_HI: f32 = 6.28125;
-const TWO_PI_LO: f32 = 0.0019353071795864769;
-const INV_TWO_PI: f32 = 0.15915494309189535;
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -66,22 +50,11 @@ fn main(
     let i = idx % half;
     let th = idx / half; // t * n_heads + h
     let t = th / p.n_heads;
-    var theta = f32(step.pos0 + t);
-    if (p.product != 0u) {
-        for (var k = 0u; k < i; k++) {
-            theta *= p.theta_scale;
-        }
-    } else {
-        theta *= exp2(f32(i) * p.exp_step);
-    }
+    var f = 1.0;
     if (p.has_ff != 0u) {
-        theta = theta / ff[i];
+        f = ff[i];
     }
-    let a = p.freq_scale * theta;
-    let k = round(a * INV_TWO_PI);
-    let r = (a - k * TWO_PI_HI) - k * TWO_PI_LO;
-    let c = cos(r);
-    let s = sin(r);
+    let cs = rope_cos_sin(p.rope, step.pos0 + t, i, f);
     let base = th * p.head_dim;
     var i0 = base + 2u * i;
     var i1 = i0 + 1u;
@@ -91,6 +64,6 @@ fn main(
     }
     let x0 = x[i0];
     let x1 = x[i1];
-    x[i0] = x0 * c - x1 * s;
-    x[i1] = x0 * s + x1 * c;
+    x[i0] = x0 * cs.x - x1 * cs.y;
+    x[i1] = x0 * cs.y + x1 * cs.x;
 }

@@ -8,16 +8,12 @@
 
 mod common;
 
-use pocketllm::backend::cpu::CpuBackend;
-use pocketllm::backend::gpu::{
-    GpuBuffer, GpuContext, GpuOp, GpuOptions, HeadNorms, Readback, RopeAngles, StepUniform, matvec_types,
-};
-use pocketllm::backend::{AttnShape, Backend, KvType};
+use common::ops::{Gpu, Rng, U, Worst, compare, cpu, f32_bytes};
+
+use pocketllm::backend::gpu::{GpuBuffer, GpuOp, GpuOptions, HeadNorms, Readback, RopeAngles, matvec_types};
+use pocketllm::backend::{Activation, AttnShape, Backend, KvType};
 use pocketllm::model::config::{RopeConfig, RopeStyle};
 use pocketllm::quant::{self, GgmlType};
-
-/// f32 unit roundoff (2^-24).
-const U: f64 = f32::EPSILON as f64 / 2.0;
 
 /// Embedding values: both sides decode d * q (- m) from the same bytes, but may round in a
 /// different order (d*sc*q vs (d*sc)*q, q*d - 8d vs (q - 8)*d): two roundings of parts that are
@@ -56,84 +52,6 @@ fn rope_angle_ulps(i: usize, e: f64) -> f64 {
     2.0 * i as f64 + 4.0 * e.abs() + 12.0
 }
 
-/// xorshift64*; uniform floats in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let v = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((v >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
-struct Gpu {
-    ctx: GpuContext,
-    step: StepUniform,
-}
-
-impl Gpu {
-    fn new(opts: &GpuOptions) -> Option<Self> {
-        let ctx = common::gpu(opts)?;
-        let step = ctx.alloc_step("step").unwrap();
-        Some(Gpu { ctx, step })
-    }
-    fn buf(&self, data: &[f32]) -> GpuBuffer {
-        let b = self.ctx.alloc_f32("buf", data.len()).unwrap();
-        self.ctx.write_f32(&b, 0, data).unwrap();
-        b
-    }
-    /// Sets the step and runs `ops` in one pass and one submit.
-    fn run(&self, ops: &[&GpuOp], n_tokens: usize, pos0: usize) {
-        self.step.set(&self.ctx, n_tokens, pos0).unwrap();
-        let mut enc = self.ctx.device().create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            for op in ops {
-                op.encode(&mut pass, n_tokens);
-            }
-        }
-        self.ctx.submit(enc);
-    }
-    fn read(&self, b: &GpuBuffer, len: usize) -> Vec<f32> {
-        let rb = Readback::new(&self.ctx, "rb", len).unwrap();
-        let mut out = vec![0f32; len];
-        rb.read_f32_blocking(&self.ctx, b, 0, &mut out).unwrap();
-        self.ctx.check().unwrap();
-        out
-    }
-}
-
-fn cpu() -> CpuBackend {
-    CpuBackend::new(1).unwrap()
-}
-
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// Worst |gpu - cpu| / bound and |gpu - cpu| over a comparison; asserts every element.
-#[derive(Default, Debug)]
-struct Worst {
-    abs: f64,
-    ratio: f64,
-}
-
-fn compare(what: &str, got: &[f32], want: &[f32], bound: impl Fn(usize) -> f64, worst: &mut Worst) {
-    assert_eq!(got.len(), want.len());
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (g as f64 - w as f64).abs();
-        let b = bound(i) + 1e-30;
-        assert!(err <= b, "{what}[{i}]: gpu {g} vs cpu {w}: error {err:e} > bound {b:e}");
-        worst.abs = worst.abs.max(err);
-        worst.ratio = worst.ratio.max(err / b);
-    }
-}
-
 #[test]
 fn embed_every_type_and_split_tables() {
     for max_binding in [None, Some(1024)] {
@@ -168,14 +86,14 @@ fn embed_every_type_and_split_tables() {
             g.ctx.write_u32(&idb, 0, &ids).unwrap();
             let off = 3;
             let out = g.ctx.alloc_f32("out", off + ids.len() * cols).unwrap();
-            let op = g.ctx.prepare_embed(&table, &idb, &out, off, ids.len(), &g.step).unwrap();
+            let op = g.ctx.prepare_embed(&table, &idb, 1.0, &out, off, ids.len(), &g.step).unwrap();
             assert_eq!(op.dispatches(), table.n_pieces());
             let mut worst = Worst::default();
             for n in [1, ids.len()] {
                 g.run(&[&op], n, 0);
                 let got = g.read(&out, off + n * cols);
                 let mut want = vec![0f32; n * cols];
-                cpu.embed(&cw, &ids[..n], &mut want);
+                cpu.embed(&cw, &ids[..n], 1.0, &mut want);
                 let amax = |i: usize| {
                     let r = ids[i / cols] as usize;
                     deq[r * cols..(r + 1) * cols].iter().fold(0f64, |m, &v| m.max(v.abs() as f64))
@@ -207,7 +125,7 @@ fn embed_out_of_range_id_gives_zero_row() {
     let idb = g.ctx.alloc_f32("ids", 2).unwrap();
     g.ctx.write_u32(&idb, 0, &[2, 7]).unwrap();
     let out = g.buf(&vec![9.0; 2 * cols]);
-    let op = g.ctx.prepare_embed(&table, &idb, &out, 0, 2, &g.step).unwrap();
+    let op = g.ctx.prepare_embed(&table, &idb, 1.0, &out, 0, 2, &g.step).unwrap();
     g.run(&[&op], 2, 0);
     let got = g.read(&out, 2 * cols);
     assert!(got[..cols].iter().all(|&v| v == 1.5));
@@ -303,7 +221,7 @@ fn add_add_bias_swiglu() {
             let op = g.ctx.prepare_swiglu(&gb, 0, &ub, 4, width, n, &g.step).unwrap();
             g.run(&[&op], n, 0);
             let mut want = gate.clone();
-            cpu.swiglu(&mut want, &y[4..].to_vec(), len);
+            cpu.glu(&mut want, &y[4..].to_vec(), len, Activation::Silu);
             compare(
                 &format!("swiglu w={width}"),
                 &g.read(&gb, len),
@@ -340,10 +258,10 @@ fn rope_case(angles: RopeAngles) {
             (128, 128, 500000.0, 0.25, true),
             (40, 40, 10000.0, 1.0, true),
         ] {
-            let rope = RopeConfig { style, n_rot, freq_base: base, freq_scale: scale };
+            let rope = RopeConfig { freq_scale: scale, ..RopeConfig::plain(style, n_rot, base) };
             let ff: Vec<f32> = (0..n_rot / 2).map(|i| 1.0 + (i % 5) as f32 * 1.7).collect();
             let mut cpu = cpu();
-            cpu.set_rope(&rope, with_ff.then_some(&ff[..])).unwrap();
+            cpu.set_ropes(&[RopeConfig { freq_factors: with_ff.then(|| ff.clone()), ..rope.clone() }]).unwrap();
             let ffb = g.buf(&ff);
             for (pos0, n) in [(0, 1), (0, 5), (3000, 1), (2995, 7), (17, 3)] {
                 let x = rng.vec(n * n_heads * head_dim, 2.0);
@@ -409,10 +327,10 @@ fn attention_case(
 ) {
     let max_tokens = *steps.iter().max().unwrap();
     let n_ctx = steps.iter().sum::<usize>() + 3;
-    let shape = AttnShape { n_head, n_head_kv, head_dim, head_dim_v, scale: 1.0 / (head_dim as f32).sqrt() };
+    let shape = AttnShape::new(n_head, n_head_kv, head_dim, head_dim_v);
     let (qw, kw, vw, ow) = (n_head * head_dim, n_head_kv * head_dim, n_head_kv * head_dim_v, n_head * head_dim_v);
     let mut cpu = cpu();
-    let mut cache = cpu.alloc_kv(2, n_ctx, kw, vw, KvType::F32).unwrap();
+    let mut cache = cpu.alloc_kv(&[n_ctx; 2], kw, vw, KvType::F32).unwrap();
     let layer = 1;
     let (qb, kb, vb) = (
         g.ctx.alloc_f32("q", max_tokens * qw).unwrap(),
@@ -641,8 +559,8 @@ fn qk_rope_store_equals_the_separate_ops() {
         (6, 3, 72, 40, 32, RopeStyle::Neox, true, true),
         (9, 3, 64, 64, 64, RopeStyle::Normal, false, true),
     ] {
-        let rope = RopeConfig { style, n_rot, freq_base: 1e6, freq_scale: 0.5 };
-        let shape = AttnShape { n_head, n_head_kv, head_dim: hd, head_dim_v: hdv, scale: 1.0 };
+        let rope = RopeConfig { freq_scale: 0.5, ..RopeConfig::plain(style, n_rot, 1e6) };
+        let shape = AttnShape { scale: 1.0, ..AttnShape::new(n_head, n_head_kv, hd, hdv) };
         let (qw, kw, vw, n_ctx, m) = (n_head * hd, n_head_kv * hd, n_head_kv * hdv, 3010, 5);
         let ffb = g.buf(&(0..n_rot / 2).map(|i| 1.0 + i as f32 * 0.3).collect::<Vec<_>>());
         let ff = with_ff.then_some(&ffb);
@@ -757,7 +675,7 @@ fn bad_shapes_are_typed_errors() {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
     let x = g.ctx.alloc_f32("x", 64).unwrap();
     let y = g.ctx.alloc_f32("y", 64).unwrap();
-    let shape = AttnShape { n_head: 3, n_head_kv: 2, head_dim: 8, head_dim_v: 8, scale: 1.0 };
+    let shape = AttnShape::new(3, 2, 8, 8);
     assert!(
         g.ctx
             .prepare_attention(
@@ -771,10 +689,10 @@ fn bad_shapes_are_typed_errors() {
             )
             .is_err()
     );
-    let wide = AttnShape { n_head: 1, n_head_kv: 1, head_dim: 512, head_dim_v: 512, scale: 1.0 };
+    let wide = AttnShape::new(1, 1, 512, 512);
     let big = g.ctx.alloc_f32("big", 1024).unwrap();
     assert!(g.ctx.prepare_attention(&big, &x, &y, &g.ctx.alloc_f32("o", 1024).unwrap(), wide, 1, &g.step).is_err());
-    let rope = RopeConfig { style: RopeStyle::Normal, n_rot: 9, freq_base: 1e4, freq_scale: 1.0 };
+    let rope = RopeConfig::plain(RopeStyle::Normal, 9, 1e4);
     assert!(g.ctx.prepare_rope(&x, 1, 16, &rope, None, RopeAngles::Product, 1, &g.step).is_err());
     assert!(g.ctx.prepare_add(&x, 0, &x, 0, 8, 1, &g.step).is_err(), "aliasing");
     assert!(g.ctx.prepare_add(&x, 0, &y, 0, 65, 1, &g.step).is_err(), "too short");

@@ -32,8 +32,15 @@ use serde_json::Value as Json;
 /// rounding: measured up to 0.16 (synthetic Q2_K) and 0.23 (stories260K Q4_0), where a wrong
 /// rope, norm or mask moves logits by whole units. F16/BF16/F32 keep the CPU's tolerances (the
 /// GPU skips the f16 rounding of activations: 8e-3 measured on stories260K F16).
-fn tolerance(quant: &str, stories: bool, x: f32, gpu: bool) -> f32 {
-    match (quant, stories) {
+///
+/// - Gemma (GeGLU): both sides round GELU through f16 as ggml's CPU table does, so a summation
+///   order difference upstream can flip one f16 rounding (half an f16 ulp of one activation);
+///   measured up to 3e-4 on the 6-layer gemma3 fixture, so F32 Gemma files get the fixtures
+///   README's extra 1e-3 (a wrong mask, cap or norm moves logits by more than 1e-2).
+fn tolerance(fx: &Fixture, x: f32, gpu: bool) -> f32 {
+    let gelu = fx.json["architecture"].as_str().is_some_and(|a| a.starts_with("gemma"));
+    match (fx.quant(), fx.is_stories()) {
+        ("F32", _) if gelu => 1e-3 + 1e-4 * x.abs(),
         ("F32", _) => 1e-4 + 1e-4 * x.abs(),
         ("F16", false) => 0.01,
         ("F16", true) => 0.02,
@@ -104,8 +111,7 @@ impl Fixture {
         self.rel.contains("stories260K")
     }
 
-    /// The model with an f32 KV cache, as the goldens were made (`type_k = type_v = f32`), or
-    /// `None` (said loudly) for architectures not supported yet.
+    /// The model with an f32 KV cache, as the goldens were made (`type_k = type_v = f32`).
     fn model<B: Backend>(&self, backend: B) -> Option<Model<B>> {
         self.model_with(backend, KvType::F32)
     }
@@ -113,16 +119,7 @@ impl Fixture {
     fn model_with<B: Backend>(&self, backend: B, kv_type: KvType) -> Option<Model<B>> {
         let gguf = Gguf::parse(&self.bytes).unwrap();
         let opts = ModelOptions { kv_type: Some(kv_type), ..Default::default() };
-        match Model::load(&gguf, &self.bytes, backend, &opts) {
-            Ok(m) => Some(m),
-            Err(e @ pocketllm::Error::UnsupportedModel(_)) => {
-                let arch = self.json["architecture"].as_str().unwrap();
-                assert!(["gemma2", "gemma3", "phi3"].contains(&arch), "{}: {e}", self.rel);
-                eprintln!("NOT YET SUPPORTED (later issue): {}: {e}", self.rel);
-                None
-            }
-            Err(e) => panic!("{}: {e}", self.rel),
-        }
+        Some(Model::load(&gguf, &self.bytes, backend, &opts).unwrap_or_else(|e| panic!("{}: {e}", self.rel)))
     }
 
     fn sequences(&self) -> Vec<Sequence> {
@@ -172,7 +169,7 @@ fn check_logits<B: Backend>(fx: &Fixture, backend: fn() -> Option<B>) {
             let d = (a - b).abs();
             worst = worst.max(d);
             assert!(
-                d <= tolerance(fx.quant(), fx.is_stories(), b, model.backend.name() == "gpu"),
+                d <= tolerance(fx, b, model.backend.name() == "gpu"),
                 "{}: position {} token {}: ours {a}, llama.cpp {b}",
                 fx.rel,
                 i / n_vocab,
@@ -194,7 +191,7 @@ fn check_greedy<B: Backend>(fx: &Fixture, backend: fn() -> Option<B>) -> usize {
     for Sequence { tokens, greedy, margins, .. } in fx.sequences() {
         let mut got = pollster::block_on(model.forward_greedy(&tokens, 0)).unwrap();
         for (step, (&want, &margin)) in greedy.iter().zip(&margins).enumerate() {
-            if margin <= 2.0 * tolerance(fx.quant(), fx.is_stories(), 0.0, model.backend.name() == "gpu") {
+            if margin <= 2.0 * tolerance(fx, 0.0, model.backend.name() == "gpu") {
                 break;
             }
             assert_eq!(got, want, "{} ({}): greedy step {step} after {tokens:?}", fx.rel, model.backend.name());

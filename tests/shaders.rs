@@ -20,12 +20,12 @@ const DEFAULT_MAX_WORKGROUP_STORAGE: u32 = 16 * 1024;
 #[test]
 fn every_kernel_variant_validates_within_default_limits() {
     let keys = all_kernel_keys();
-    // Per weight type: matvec (decode) and matmul (prefill) kernels for three variants and four
-    // epilogues (store, accumulate, swiglu, split3), and one embed kernel; then every op family's
-    // variants (rms_norm in and out of place, add, add_bias, swiglu, rope, kv_store, attention,
-    // argmax, top_k, qk_rope_store), kv_store, attention and qk_rope_store once per KV cache type.
-    assert_eq!(keys.len(), (3 * 2 * 4 + 1) * matvec_types().len() + op_families().len());
-    assert_eq!(op_families().len(), 14);
+    // Per weight type: matvec (decode) and matmul (prefill) kernels for three variants and five
+    // epilogues (store, accumulate, swiglu, geglu, split3), and one embed kernel; then every op
+    // family's variants (rms_norm out of place, in place and added, add, add_bias, swiglu, geglu,
+    // softcap, rope, argmax, top_k), kv_store, attention and qk_rope_store once per KV cache type.
+    assert_eq!(keys.len(), (3 * 2 * 5 + 1) * matvec_types().len() + op_families().len());
+    assert_eq!(op_families().len(), 17);
     for key in keys {
         let label = key.label();
         let src = shader_source(key).unwrap();

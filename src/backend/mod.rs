@@ -15,21 +15,50 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::Result;
+pub use crate::model::config::Activation;
 use crate::model::config::RopeConfig;
 use crate::quant::GgmlType;
 
-/// Shape of the attention for one layer.
-#[derive(Clone, Copy, Debug)]
+/// The attention of one layer: its shape, scaling and masking.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttnShape {
     pub n_head: usize,
     pub n_head_kv: usize,
     pub head_dim: usize,
     pub head_dim_v: usize,
-    /// Multiplies q·k before the softmax (1/sqrt(head_dim)).
+    /// Multiplies q·k before the softmax (1/sqrt(head_dim) for most families).
     pub scale: f32,
+    /// Scores s become cap·tanh(s / cap) before the softmax (Gemma 2).
+    pub softcap: Option<f32>,
+    /// A sliding window: a token at position p sees keys at p - window + 1 ..= p only.
+    pub window: Option<usize>,
+    /// Which of the ropes given to [`Backend::set_ropes`] rotates this layer's q and k.
+    pub rope: usize,
 }
 
 impl AttnShape {
+    /// Plain causal attention over every cached position, rope 0, scale 1/sqrt(head_dim).
+    pub fn new(n_head: usize, n_head_kv: usize, head_dim: usize, head_dim_v: usize) -> Self {
+        AttnShape {
+            n_head,
+            n_head_kv,
+            head_dim,
+            head_dim_v,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            softcap: None,
+            window: None,
+            rope: 0,
+        }
+    }
+
+    /// The first position a token at `pos` attends to.
+    pub fn first_key(&self, pos: usize) -> usize {
+        match self.window {
+            Some(w) => (pos + 1).saturating_sub(w),
+            None => 0,
+        }
+    }
+
     /// Values per token of q, k and v.
     pub fn qkv_widths(&self) -> [usize; 3] {
         [self.n_head * self.head_dim, self.n_head_kv * self.head_dim, self.n_head_kv * self.head_dim_v]
@@ -108,26 +137,23 @@ pub trait Backend {
     fn default_kv_type(&self) -> KvType {
         KvType::F32
     }
-    /// The caches of `n_layer` layers for `n_ctx` positions, in `ty`; a type the backend cannot
-    /// store (f16 on a GPU without `shader-f16`) is `Error::InvalidArgument`.
-    fn alloc_kv(
-        &mut self,
-        n_layer: usize,
-        n_ctx: usize,
-        k_width: usize,
-        v_width: usize,
-        ty: KvType,
-    ) -> Result<Self::KvCache>;
-    /// Rope tables are fixed per model: set once at load. `freq_factors` is llama3's `rope_freqs`.
-    fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()>;
+    /// The caches of one layer per entry of `positions`, each holding that many positions
+    /// (position p in row p % positions: a sliding-window layer's ring), in `ty`; a type the
+    /// backend cannot store (f16 on a GPU without `shader-f16`) is `Error::InvalidArgument`.
+    fn alloc_kv(&mut self, positions: &[usize], k_width: usize, v_width: usize, ty: KvType) -> Result<Self::KvCache>;
+    /// The model's ropes, fixed per model: set once at load; [`AttnShape::rope`] indexes them.
+    fn set_ropes(&mut self, ropes: &[RopeConfig]) -> Result<()>;
 
     /// The ops that follow, until the next call, process `n_tokens` rows at positions `pos0..`
     /// (the GPU keeps both in one uniform; every op's `n_tokens` equals this one).
     fn begin_step(&mut self, n_tokens: usize, pos0: usize);
-    /// out[t] = row `tokens[t]` of `table`, dequantized.
-    fn embed(&mut self, table: &Self::Weight, tokens: &[u32], out: &mut Self::Buffer);
+    /// out[t] = row `tokens[t]` of `table`, dequantized, times `scale` (Gemma's sqrt(n_embd)).
+    fn embed(&mut self, table: &Self::Weight, tokens: &[u32], scale: f32, out: &mut Self::Buffer);
     /// out[t] = x[t] / rms(x[t]) * w, over rows of w's length.
     fn rms_norm(&mut self, x: &Self::Buffer, w: &Self::Weight, n_tokens: usize, eps: f32, out: &mut Self::Buffer);
+    /// x[t] += y[t] / rms(y[t]) * w: a norm of a block's output before its residual add
+    /// (Gemma's post-norms), as one op.
+    fn rms_norm_add(&mut self, y: &Self::Buffer, w: &Self::Weight, n_tokens: usize, eps: f32, x: &mut Self::Buffer);
     /// out[t][r] = Σ_c w[r][c]·x[t][c].
     fn matmul(&mut self, w: &Self::Weight, x: &Self::Buffer, n_tokens: usize, out: &mut Self::Buffer);
     /// out[t][r] += Σ_c w[r][c]·x[t][c]: the residual add fused into the output projections.
@@ -147,15 +173,25 @@ pub trait Backend {
         v: &mut Self::Buffer,
     );
     /// `w` is ffn_gate and ffn_up concatenated by rows (2h rows):
-    /// out[t][r] = silu(gate[r]·x[t]) * (up[r]·x[t]), r < h.
-    fn matmul_swiglu(&mut self, w: &Self::Weight, x: &Self::Buffer, n_tokens: usize, out: &mut Self::Buffer);
+    /// out[t][r] = act(gate[r]·x[t]) * (up[r]·x[t]), r < h.
+    fn matmul_glu(
+        &mut self,
+        w: &Self::Weight,
+        x: &Self::Buffer,
+        n_tokens: usize,
+        act: Activation,
+        out: &mut Self::Buffer,
+    );
     /// x[t] += b.
     fn add_bias(&mut self, x: &mut Self::Buffer, b: &Self::Weight, n_tokens: usize);
-    /// gate = silu(gate) * up over `len` values.
-    fn swiglu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize);
+    /// gate = act(gate) * up over `len` values.
+    fn glu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize, act: Activation);
+    /// x = cap · tanh(x / cap) over `len` values (Gemma's final logit soft-capping).
+    fn softcap(&mut self, x: &mut Self::Buffer, len: usize, cap: f32);
     /// What sits between the projections and attention for tokens at positions pos0..: each q
-    /// and k head normalised by `qk_norm` (Qwen3) when given, rotated (rope), then k and v
-    /// stored at positions pos0.. of `layer`'s cache. q is rotated in place; k may be.
+    /// and k head normalised by `qk_norm` (Qwen3, Gemma 3) when given, rotated (by rope
+    /// `shape.rope`), then k and v stored at positions pos0.. of `layer`'s cache. q is rotated
+    /// in place; k may be.
     #[allow(clippy::too_many_arguments)]
     fn rope_store(
         &mut self,
@@ -170,7 +206,8 @@ pub trait Backend {
         n_tokens: usize,
         pos0: usize,
     );
-    /// out[t] = causal softmax(q[t]·kᵀ·scale)·v over positions 0..=pos0 + t of `layer`'s cache.
+    /// out[t] = causal softmax(q[t]·kᵀ·scale, soft-capped when `shape.softcap`)·v over positions
+    /// `shape.first_key(pos0 + t)..=pos0 + t` of `layer`'s cache.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &mut self,

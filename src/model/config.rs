@@ -1,52 +1,19 @@
-//! Model hyper-parameters read from GGUF metadata (`{arch}.*` keys), as llama.cpp reads them.
+//! Model hyper-parameters read from GGUF metadata (`{arch}.*` keys), as llama.cpp reads them:
+//! the shape every family shares here, what each family does differently in [`super::arch`].
 
+pub use super::arch::{Activation, Arch};
+use super::arch::{Block, Family};
+pub use super::rope::{RopeConfig, RopeScaling, RopeStyle};
 use crate::gguf::Metadata;
 use crate::{Error, Result};
 
-/// Architectures this engine runs; each is a set of flags on the one `forward()`.
+/// The attention of one layer: whether it sees a sliding window of keys, and which rope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    Llama,
-    Qwen2,
-    Qwen3,
-}
-
-impl Arch {
-    pub fn from_name(name: &str) -> Result<Self> {
-        match name {
-            "llama" => Ok(Arch::Llama),
-            "qwen2" => Ok(Arch::Qwen2),
-            "qwen3" => Ok(Arch::Qwen3),
-            other => Err(Error::UnsupportedModel(format!(
-                "architecture {other:?} is not supported (supported: llama, qwen2, qwen3)"
-            ))),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-        }
-    }
-
-    /// How rope pairs dimensions: llama.cpp uses adjacent pairs ("normal") for Llama and the
-    /// split-halves ("neox") convention for Qwen.
-    pub fn rope_style(self) -> RopeStyle {
-        match self {
-            Arch::Llama => RopeStyle::Normal,
-            Arch::Qwen2 | Arch::Qwen3 => RopeStyle::Neox,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RopeStyle {
-    /// Rotate (x[2i], x[2i+1]).
-    Normal,
-    /// Rotate (x[i], x[i + n_rot/2]).
-    Neox,
+pub struct LayerAttn {
+    /// Keys at positions pos - window + 1 ..= pos only (llama.cpp's standard SWA); `None`: all.
+    pub window: Option<usize>,
+    /// Index into [`Config::ropes`].
+    pub rope: usize,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -65,17 +32,15 @@ pub struct Config {
     /// Context the model was trained for.
     pub n_ctx_train: usize,
     pub rms_eps: f32,
-    pub rope: RopeConfig,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct RopeConfig {
-    pub style: RopeStyle,
-    /// Leading dimensions of each head that are rotated.
-    pub n_rot: usize,
-    pub freq_base: f32,
-    /// 1 / linear scaling factor.
-    pub freq_scale: f32,
+    /// What the family's blocks do beyond Llama's.
+    pub block: Block,
+    /// Per layer, in order.
+    pub layers: Vec<LayerAttn>,
+    /// The ropes layers use: the model's at index 0, local layers' own (Gemma 3) at 1. Their
+    /// per-pair factors, which come from tensors, are filled in at load.
+    pub ropes: Vec<RopeConfig>,
+    /// The context YaRN and LongRoPE were trained from (`rope.scaling.original_context_length`).
+    pub n_ctx_orig: usize,
 }
 
 impl Config {
@@ -92,6 +57,7 @@ impl Config {
         };
         let n_embd = req("embedding_length")?;
         let n_head = req("attention.head_count")?;
+        let n_layer = req("block_count")?;
         let n_head_kv = md.get_usize(&key("attention.head_count_kv")).unwrap_or(n_head);
         if n_head_kv == 0 || n_head % n_head_kv != 0 {
             return Err(Error::InvalidModel(format!("{n_head} heads cannot share {n_head_kv} KV heads")));
@@ -100,39 +66,80 @@ impl Config {
         let head_dim_v = md.get_usize(&key("attention.value_length")).unwrap_or(head_dim);
         let n_rot = md.get_usize(&key("rope.dimension_count")).unwrap_or(head_dim);
         if head_dim == 0 || n_rot > head_dim || !n_rot.is_multiple_of(2) || head_dim_v == 0 {
-            return Err(Error::InvalidModel(format!("bad head geometry: head_dim {head_dim}, rope dims {n_rot}")));
+            return Err(Error::InvalidModel(format!(
+                "bad head geometry: head_dim {head_dim}, {} {n_rot}",
+                key("rope.dimension_count")
+            )));
         }
-        let scaling_type = md.get_str(&key("rope.scaling.type")).unwrap_or("none");
-        let freq_scale = match scaling_type {
-            "none" => 1.0,
-            "linear" => {
-                let factor = md.get_f32(&key("rope.scaling.factor")).unwrap_or(1.0);
-                if factor > 0.0 { 1.0 / factor } else { 1.0 }
-            }
-            other => {
-                return Err(Error::UnsupportedModel(format!("rope scaling {other:?} is not supported yet")));
+        let n_ctx_train = md.get_usize(&key("context_length")).unwrap_or(2048);
+        let rms_eps = md.get_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
+        let scaling = RopeScaling::from_metadata(md, arch_name, n_ctx_train)?;
+        let freq_base = md.get_f32(&key("rope.freq_base")).unwrap_or(10000.0);
+        if !(freq_base.is_finite() && freq_base > 1.0) {
+            return Err(Error::InvalidModel(format!("{} is {freq_base}", key("rope.freq_base"))));
+        }
+        let shape = super::arch::Shape { n_embd, n_layer, n_head, head_dim, n_ctx_train };
+        let Family { block, swa } = Family::read(arch, md, &shape)?;
+        let style = arch.rope_style();
+        let mut ropes = vec![scaling.rope(style, n_rot, freq_base, scaling.freq_scale)];
+        let layers = match swa {
+            None => vec![LayerAttn { window: None, rope: 0 }; n_layer],
+            Some(swa) => {
+                let base = swa.local_rope.freq_base.unwrap_or(freq_base);
+                if !(base.is_finite() && base > 1.0) {
+                    return Err(Error::InvalidModel(format!("{} is {base}", key("rope.freq_base_swa"))));
+                }
+                let local_rope =
+                    scaling.rope(style, n_rot, base, swa.local_rope.freq_scale.unwrap_or(scaling.freq_scale));
+                let local = if local_rope == ropes[0] {
+                    0
+                } else {
+                    ropes.push(local_rope);
+                    1
+                };
+                swa.is_local
+                    .iter()
+                    .map(|&l| {
+                        if l {
+                            LayerAttn { window: Some(swa.window), rope: local }
+                        } else {
+                            LayerAttn { window: None, rope: 0 }
+                        }
+                    })
+                    .collect()
             }
         };
-        let rms_eps = md.get_f32(&key("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5);
         Ok(Config {
             arch,
             n_embd,
-            n_layer: req("block_count")?,
+            n_layer,
             n_head,
             n_head_kv,
             head_dim,
             head_dim_v,
             n_ff: req("feed_forward_length")?,
             n_vocab,
-            n_ctx_train: md.get_usize(&key("context_length")).unwrap_or(2048),
+            n_ctx_train,
             rms_eps,
-            rope: RopeConfig {
-                style: arch.rope_style(),
-                n_rot,
-                freq_base: md.get_f32(&key("rope.freq_base")).unwrap_or(10000.0),
-                freq_scale,
-            },
+            block,
+            layers,
+            ropes,
+            n_ctx_orig: scaling.n_ctx_orig,
         })
+    }
+
+    /// Layer `l`'s attention as the backend's ops take it.
+    pub fn attn_shape(&self, l: usize) -> crate::backend::AttnShape {
+        crate::backend::AttnShape {
+            n_head: self.n_head,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            head_dim_v: self.head_dim_v,
+            scale: self.block.attn_scale,
+            softcap: self.block.attn_softcap,
+            window: self.layers[l].window,
+            rope: self.layers[l].rope,
+        }
     }
 
     pub fn q_dim(&self) -> usize {
@@ -145,5 +152,16 @@ impl Config {
 
     pub fn v_dim(&self) -> usize {
         self.n_head_kv * self.head_dim_v
+    }
+
+    /// Positions layer `l`'s cache holds for a context of `n_ctx` processed in batches of at
+    /// most `n_batch`: every position for global layers; for a sliding-window layer a ring of
+    /// window + n_batch - 1, enough for the last window of keys of every token of a batch
+    /// (llama.cpp keeps window + n_ubatch cells with `swa_full` off).
+    pub fn cache_positions(&self, l: usize, n_ctx: usize, n_batch: usize) -> usize {
+        match self.layers[l].window {
+            Some(w) => (w + n_batch.max(1) - 1).min(n_ctx),
+            None => n_ctx,
+        }
     }
 }

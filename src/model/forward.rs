@@ -2,7 +2,28 @@
 
 use super::weights::{GateUp, Qkv};
 use super::{LOGIT_ROWS, Model};
-use crate::backend::{AttnShape, Backend};
+use crate::backend::Backend;
+
+/// x += W·h, or with a post-norm (Gemma) x += norm(W·h): `tmp` holds W·h then.
+#[allow(clippy::too_many_arguments)]
+fn residual_add<B: Backend>(
+    be: &mut B,
+    w: &B::Weight,
+    h: &B::Buffer,
+    post_norm: Option<&B::Weight>,
+    n: usize,
+    eps: f32,
+    tmp: &mut B::Buffer,
+    x: &mut B::Buffer,
+) {
+    match post_norm {
+        None => be.matmul_add(w, h, n, x),
+        Some(norm) => {
+            be.matmul(w, h, n, tmp);
+            be.rms_norm_add(tmp, norm, n, eps, x);
+        }
+    }
+}
 
 impl<B: Backend> Model<B> {
     /// Runs one batch of tokens through every layer; leaves the final hidden states in `x`.
@@ -10,16 +31,10 @@ impl<B: Backend> Model<B> {
         let c = &self.config;
         let (be, w, s) = (&mut self.backend, &self.weights, &mut self.state);
         let n = tokens.len();
-        let shape = AttnShape {
-            n_head: c.n_head,
-            n_head_kv: c.n_head_kv,
-            head_dim: c.head_dim,
-            head_dim_v: c.head_dim_v,
-            scale: 1.0 / (c.head_dim as f32).sqrt(),
-        };
         be.begin_step(n, pos);
-        be.embed(&w.tok_embd, tokens, &mut s.x);
+        be.embed(&w.tok_embd, tokens, c.block.embed_scale, &mut s.x);
         for (l, lw) in w.layers.iter().enumerate() {
+            let shape = c.attn_shape(l);
             // Attention block.
             be.rms_norm(&s.x, &lw.attn_norm, n, c.rms_eps, &mut s.xb);
             match &lw.qkv {
@@ -40,19 +55,20 @@ impl<B: Backend> Model<B> {
             let qk_norm = lw.qk_norm.as_ref().map(|[qn, kn]| [qn, kn]);
             be.rope_store(&mut s.q, &mut s.k, &s.v, qk_norm, c.rms_eps, &mut self.cache, l, shape, n, pos);
             be.attention(&s.q, &self.cache, l, shape, n, pos, &mut s.attn);
-            be.matmul_add(&lw.wo, &s.attn, n, &mut s.x);
-            // Feed-forward block (SwiGLU).
+            residual_add(be, &lw.wo, &s.attn, lw.post_attn_norm.as_ref(), n, c.rms_eps, &mut s.xb, &mut s.x);
+            // Feed-forward block (SwiGLU, or GeGLU).
             be.rms_norm(&s.x, &lw.ffn_norm, n, c.rms_eps, &mut s.xb);
+            let act = c.block.activation;
             match &lw.gate_up {
-                GateUp::Fused(w) => be.matmul_swiglu(w, &s.xb, n, &mut s.hb),
+                GateUp::Fused(w) => be.matmul_glu(w, &s.xb, n, act, &mut s.hb),
                 GateUp::Separate { gate, up } => {
                     let hb2 = s.hb2.as_mut().expect("allocated when gate and up are separate");
                     be.matmul(gate, &s.xb, n, &mut s.hb);
                     be.matmul(up, &s.xb, n, hb2);
-                    be.swiglu(&mut s.hb, hb2, n * c.n_ff);
+                    be.glu(&mut s.hb, hb2, n * c.n_ff, act);
                 }
             }
-            be.matmul_add(&lw.w_down, &s.hb, n, &mut s.x);
+            residual_add(be, &lw.w_down, &s.hb, lw.post_ffn_norm.as_ref(), n, c.rms_eps, &mut s.xb, &mut s.x);
         }
     }
 
@@ -67,6 +83,9 @@ impl<B: Backend> Model<B> {
         be.copy(&s.x, first * c.n_embd, &mut s.xb, 0, m * c.n_embd);
         be.rms_norm(&s.xb, &w.output_norm, m, c.rms_eps, &mut s.out_rows);
         be.matmul(head, &s.out_rows, m, &mut s.logits);
+        if let Some(cap) = c.block.final_softcap {
+            be.softcap(&mut s.logits, m * c.n_vocab, cap);
+        }
     }
 
     /// Appends the logits of rows `first..first + count` of the last batch to `out`.

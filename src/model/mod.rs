@@ -1,8 +1,10 @@
 //! A loaded model: configuration, weights on a backend, the KV cache and the activation
 //! buffers, and the one forward pass every architecture shares.
 
+pub mod arch;
 pub mod config;
 mod forward;
+pub mod rope;
 pub mod weights;
 
 use crate::backend::{Backend, KvType};
@@ -40,6 +42,25 @@ impl Default for ModelOptions {
     }
 }
 
+impl ModelOptions {
+    /// The KV cache length these options give a model of `c`.
+    fn n_ctx(&self, c: &Config) -> usize {
+        match self.context_length {
+            0 => c.n_ctx_train.min(4096),
+            n => n,
+        }
+    }
+}
+
+/// Bytes of the KV cache of a model of `c` (each layer's positions, see
+/// [`Config::cache_positions`]), saturating rather than wrapping on absurd sizes.
+fn kv_cache_bytes(c: &Config, n_ctx: usize, n_batch: usize, ty: KvType) -> u64 {
+    let per_position = (ty.bytes() * (c.kv_dim() + c.v_dim())) as u64;
+    (0..c.n_layer)
+        .map(|l| (c.cache_positions(l, n_ctx, n_batch) as u64).saturating_mul(per_position))
+        .fold(0u64, u64::saturating_add)
+}
+
 /// Logit rows computed per output matmul when every position's logits are wanted; bounds the
 /// logits buffer to LOGIT_ROWS × n_vocab whatever the batch size.
 const LOGIT_ROWS: usize = 16;
@@ -75,19 +96,14 @@ impl MemoryNeeds {
     /// budget errs on the safe side).
     pub fn of(gguf: &Gguf, opts: &ModelOptions) -> Result<MemoryNeeds> {
         let c = Config::from_metadata(&gguf.metadata, weights::vocab_size(gguf)?)?;
-        let n_ctx = match opts.context_length {
-            0 => c.n_ctx_train.min(4096),
-            n => n,
-        } as u64;
-        let n_batch = (opts.batch_size as u64).clamp(1, n_ctx.max(1));
+        let n_ctx = opts.n_ctx(&c);
+        let n_batch = opts.batch_size.clamp(1, n_ctx.max(1)) as u64;
         let per_token =
             3 * c.n_embd.max(c.q_dim()) + c.q_dim() + c.kv_dim() + c.v_dim() + c.n_head * c.head_dim_v + 2 * c.n_ff;
+        let kv_type = opts.kv_type.unwrap_or(KvType::F32);
         Ok(MemoryNeeds {
             weights: gguf.tensors.iter().map(|t| t.n_bytes).sum(),
-            kv_cache: opts.kv_type.unwrap_or(KvType::F32).bytes() as u64
-                * c.n_layer as u64
-                * n_ctx
-                * (c.kv_dim() + c.v_dim()) as u64,
+            kv_cache: kv_cache_bytes(&c, n_ctx, n_batch as usize, kv_type),
             activations: 4 * (n_batch * per_token as u64 + (LOGIT_ROWS * (c.n_embd + c.n_vocab)) as u64),
         })
     }
@@ -107,6 +123,9 @@ pub struct Model<B: Backend> {
     kv_type: KvType,
     n_ctx: usize,
     n_batch: usize,
+    /// The oldest position whose keys every sliding-window layer still holds (their rings
+    /// overwrite older ones): a pass may start at `pos0` only if its window's keys are there.
+    oldest_kept: usize,
 }
 
 impl<B: Backend> Model<B> {
@@ -142,11 +161,8 @@ impl<B: Backend> Model<B> {
         on_upload: &mut dyn FnMut(usize, usize),
     ) -> Result<Self> {
         let n_vocab = weights::vocab_size(gguf)?;
-        let config = Config::from_metadata(&gguf.metadata, n_vocab)?;
-        let n_ctx = match opts.context_length {
-            0 => config.n_ctx_train.min(4096),
-            n => n,
-        };
+        let mut config = Config::from_metadata(&gguf.metadata, n_vocab)?;
+        let n_ctx = opts.n_ctx(&config);
         let n_batch = opts.batch_size.clamp(1, n_ctx);
         let mut loader = Loader {
             gguf,
@@ -158,8 +174,13 @@ impl<B: Backend> Model<B> {
             prebuilt,
         };
         let weights = loader.load(&config)?;
-        let freq_factors = loader.host_vector("rope_freqs.weight")?;
-        backend.set_rope(&config.rope, freq_factors.as_deref())?;
+        let factors = loader.rope_factors(&config, n_ctx)?;
+        if config.block.rope_factors {
+            for rope in &mut config.ropes {
+                rope.freq_factors = factors.clone();
+            }
+        }
+        backend.set_ropes(&config.ropes)?;
         let c = &config;
         let separate_gate_up = weights.layers.iter().any(|l| matches!(l.gate_up, weights::GateUp::Separate { .. }));
         let mut buf = |name: &str, len: usize| backend.alloc(name, len);
@@ -176,8 +197,9 @@ impl<B: Backend> Model<B> {
             logits: buf("logits", LOGIT_ROWS * c.n_vocab)?,
         };
         let kv_type = opts.kv_type.unwrap_or_else(|| backend.default_kv_type());
-        let cache = backend.alloc_kv(c.n_layer, n_ctx, c.kv_dim(), c.v_dim(), kv_type)?;
-        let mut model = Model { config, backend, weights, state, cache, kv_type, n_ctx, n_batch };
+        let positions: Vec<usize> = (0..c.n_layer).map(|l| c.cache_positions(l, n_ctx, n_batch)).collect();
+        let cache = backend.alloc_kv(&positions, c.kv_dim(), c.v_dim(), kv_type)?;
+        let mut model = Model { config, backend, weights, state, cache, kv_type, n_ctx, n_batch, oldest_kept: 0 };
         if model.backend.records() {
             // Record (never run) one step so a recording backend prepares every op now: a kernel
             // the device cannot build fails the load, not the first token.
@@ -201,8 +223,35 @@ impl<B: Backend> Model<B> {
 
     /// Bytes the KV cache takes on its backend.
     pub fn kv_cache_bytes(&self) -> u64 {
+        kv_cache_bytes(&self.config, self.n_ctx, self.n_batch, self.kv_type)
+    }
+
+    /// Whether a pass may start at `pos0` on what the cache holds: always for a model without
+    /// sliding-window layers (and at 0); otherwise only while their rings still hold the
+    /// window before `pos0` (rewinding far back, as a new conversation sharing an old prefix
+    /// would, needs the prompt processed again from 0).
+    pub fn can_resume_at(&self, pos0: usize) -> bool {
+        pos0 == 0 || self.max_window().is_none_or(|w| (pos0 + 1).saturating_sub(w) >= self.oldest_kept)
+    }
+
+    fn max_window(&self) -> Option<usize> {
+        self.config.layers.iter().filter_map(|l| l.window).max()
+    }
+
+    /// Notes that positions `pos0..end` were written: the rings now hold at least the last
+    /// `ring` positions before `end`, and nothing from before `oldest_kept`.
+    fn note_written(&mut self, pos0: usize, end: usize) {
+        if pos0 == 0 {
+            self.oldest_kept = 0;
+        }
         let c = &self.config;
-        (c.n_layer * self.n_ctx * (c.kv_dim() + c.v_dim()) * self.kv_type.bytes()) as u64
+        let ring = (0..c.n_layer)
+            .filter(|&l| c.layers[l].window.is_some())
+            .map(|l| c.cache_positions(l, self.n_ctx, self.n_batch))
+            .min();
+        if let Some(ring) = ring {
+            self.oldest_kept = self.oldest_kept.max(end.saturating_sub(ring));
+        }
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -265,7 +314,8 @@ impl<B: Backend> Model<B> {
         self.backend.top_candidates(&self.state.logits, 0, self.config.n_vocab, k).await
     }
 
-    fn check_batch(&self, tokens: &[u32], pos0: usize) -> Result<()> {
+    /// Checks a pass of `tokens` at `pos0` and notes the positions it will write.
+    fn check_batch(&mut self, tokens: &[u32], pos0: usize) -> Result<()> {
         if tokens.is_empty() {
             return Err(Error::InvalidArgument("no tokens to process".into()));
         }
@@ -275,6 +325,14 @@ impl<B: Backend> Model<B> {
         if let Some(&id) = tokens.iter().find(|&&id| id as usize >= self.config.n_vocab) {
             return Err(Error::TokenOutOfRange { id, n_vocab: self.config.n_vocab });
         }
+        if !self.can_resume_at(pos0) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot resume at position {pos0}: the sliding-window caches no longer hold the keys before it \
+                 (oldest kept: {}); process the tokens from 0",
+                self.oldest_kept
+            )));
+        }
+        self.note_written(pos0, pos0 + tokens.len());
         Ok(())
     }
 }

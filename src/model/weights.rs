@@ -1,6 +1,6 @@
 //! Weights by GGUF tensor name, handed to the backend with their shapes checked.
 
-use super::config::{Arch, Config};
+use super::config::Config;
 use crate::backend::Backend;
 use crate::gguf::{Gguf, TensorInfo};
 use crate::quant::{GgmlType, dequantize_row};
@@ -11,22 +11,28 @@ pub struct LayerWeights<W> {
     pub attn_norm: W,
     pub qkv: Qkv<W>,
     pub wo: W,
-    /// Qwen3's per-head q and k RMS norms.
+    /// Per-head q and k RMS norms (Qwen3, Gemma 3).
     pub qk_norm: Option<[W; 2]>,
+    /// Norms of the attention output before its residual add (Gemma's `post_attention_norm`).
+    pub post_attn_norm: Option<W>,
     pub ffn_norm: W,
     pub gate_up: GateUp<W>,
     pub w_down: W,
+    /// Norm of the feed-forward output before its residual add (Gemma's `post_ffw_norm`).
+    pub post_ffn_norm: Option<W>,
 }
 
 /// The q, k and v projections (and Qwen2's biases): one weight, their rows concatenated, when
 /// the three share a type and the result fits the backend's `max_fused_bytes`, so one fused
-/// op computes them; else three.
+/// op computes them; else three. Files that store them fused (Phi-3's `attn_qkv`) load as
+/// `Fused` as they are.
 pub enum Qkv<W> {
     Fused { w: W, bias: Option<W> },
     Separate { q: W, k: W, v: W, bias: Option<[W; 3]> },
 }
 
-/// The gate and up projections of the feed-forward block, fused the same way.
+/// The gate and up projections of the feed-forward block, fused the same way (Phi-3 stores
+/// them fused, gate rows then up rows, as `ffn_up` of twice the width).
 pub enum GateUp<W> {
     Fused(W),
     Separate { gate: W, up: W },
@@ -151,7 +157,18 @@ impl<B: Backend> Loader<'_, B> {
         let name = |s: &str| format!("blk.{i}.{s}");
         let FusedGroup { name: fused, parts: weights, rows: widths } = qkv_group(c, i);
         let biases = [name("attn_q.bias"), name("attn_k.bias"), name("attn_v.bias")];
-        let has_bias = c.arch == Arch::Qwen2;
+        let has_bias = c.block.qkv_bias;
+        if find(self.gguf, &fused).is_some() && find(self.gguf, &weights[0]).is_none() {
+            let w = self.tensor(&fused, widths.iter().sum(), c.n_embd)?;
+            let bias = match self.optional_vector(&name("attn_qkv.bias"), widths.iter().sum())? {
+                Some(b) => Some(b),
+                None if has_bias => {
+                    return Err(Error::InvalidModel(format!("tensor {} is missing", name("attn_qkv.bias"))));
+                }
+                None => None,
+            };
+            return Ok(Qkv::Fused { w, bias });
+        }
         if let Some(w) = self.concatenated(&fused, &weights, &widths, c.n_embd)? {
             for (b, &width) in biases.iter().zip(&widths).filter(|_| has_bias) {
                 self.check_shape(b, 1, width)?;
@@ -177,6 +194,9 @@ impl<B: Backend> Loader<'_, B> {
 
     fn gate_up(&mut self, c: &Config, i: usize) -> Result<GateUp<B::Weight>> {
         let FusedGroup { name: fused, parts: names, rows } = gate_up_group(c, i);
+        if stores_gate_up_fused(self.gguf, i) {
+            return Ok(GateUp::Fused(self.tensor(&names[1], 2 * c.n_ff, c.n_embd)?));
+        }
         if let Some(w) = self.concatenated(&fused, &names, &rows, c.n_embd)? {
             return Ok(GateUp::Fused(w));
         }
@@ -184,6 +204,11 @@ impl<B: Backend> Loader<'_, B> {
             gate: self.tensor(&names[0], c.n_ff, c.n_embd)?,
             up: self.tensor(&names[1], c.n_ff, c.n_embd)?,
         })
+    }
+
+    /// An optional vector of `len` values as a weight, its shape checked.
+    fn optional_vector(&mut self, name: &str, len: usize) -> Result<Option<B::Weight>> {
+        self.optional(name, 1, len)
     }
 
     /// A 1-D tensor dequantized to f32 on the host (rope frequency factors, fused biases);
@@ -198,26 +223,53 @@ impl<B: Backend> Loader<'_, B> {
         Ok(Some(out))
     }
 
+    /// The per-pair rope divisors, chosen as llama.cpp's `get_rope_factors`: `rope_freqs`
+    /// (Llama 3.1) when the file has it, else LongRoPE's (Phi-3) long factors when the context
+    /// `n_ctx` exceeds the original one, else its short factors. Each one present must hold
+    /// one value per rotated pair.
+    pub fn rope_factors(&mut self, c: &Config, n_ctx: usize) -> Result<Option<Vec<f32>>> {
+        let want = c.ropes[0].n_rot / 2;
+        let read = |this: &mut Self, name: &str| -> Result<Option<Vec<f32>>> {
+            let v = this.host_vector(name)?;
+            if let Some(v) = &v
+                && v.len() != want
+            {
+                return Err(Error::InvalidModel(format!("tensor {name} has {} values, {want} expected", v.len())));
+            }
+            Ok(v)
+        };
+        let freqs = read(self, "rope_freqs.weight")?;
+        let long = read(self, "rope_factors_long.weight")?;
+        let short = read(self, "rope_factors_short.weight")?;
+        Ok(freqs.or(if n_ctx > c.n_ctx_orig { long } else { short }))
+    }
+
     pub fn load(&mut self, c: &Config) -> Result<Weights<B::Weight>> {
         let tok_embd = self.tensor("token_embd.weight", c.n_vocab, c.n_embd)?;
         let mut layers = Vec::with_capacity(c.n_layer);
         for i in 0..c.n_layer {
             let name = |s: &str| format!("blk.{i}.{s}");
-            let qk_norm = match c.arch {
-                Arch::Qwen3 => Some([
+            let qk_norm = match c.block.qk_norm {
+                true => Some([
                     self.tensor(&name("attn_q_norm.weight"), 1, c.head_dim)?,
                     self.tensor(&name("attn_k_norm.weight"), 1, c.head_dim)?,
                 ]),
-                _ => None,
+                false => None,
+            };
+            let post_norm = |this: &mut Self, n: &str| match c.block.post_norms {
+                true => this.tensor(&name(n), 1, c.n_embd).map(Some),
+                false => Ok(None),
             };
             layers.push(LayerWeights {
                 attn_norm: self.tensor(&name("attn_norm.weight"), 1, c.n_embd)?,
                 qkv: self.qkv(c, i)?,
                 wo: self.tensor(&name("attn_output.weight"), c.n_embd, c.n_head * c.head_dim_v)?,
                 qk_norm,
+                post_attn_norm: post_norm(self, "post_attention_norm.weight")?,
                 ffn_norm: self.tensor(&name("ffn_norm.weight"), 1, c.n_embd)?,
                 gate_up: self.gate_up(c, i)?,
                 w_down: self.tensor(&name("ffn_down.weight"), c.n_embd, c.n_ff)?,
+                post_ffn_norm: post_norm(self, "post_ffw_norm.weight")?,
             });
         }
         Ok(Weights {
@@ -244,6 +296,12 @@ fn qkv_group(c: &Config, i: usize) -> FusedGroup {
         parts: vec![name("attn_q.weight"), name("attn_k.weight"), name("attn_v.weight")],
         rows: vec![c.q_dim(), c.kv_dim(), c.v_dim()],
     }
+}
+
+/// Whether layer `i` stores gate and up as one `ffn_up` of twice the rows (Phi-3): there is
+/// no `ffn_gate`.
+fn stores_gate_up_fused(gguf: &Gguf, i: usize) -> bool {
+    find(gguf, &format!("blk.{i}.ffn_gate.weight")).is_none() && find(gguf, &format!("blk.{i}.ffn_up.weight")).is_some()
 }
 
 fn gate_up_group(c: &Config, i: usize) -> FusedGroup {

@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod ops;
+
 use std::path::PathBuf;
 
 /// `../shared/fixtures` beside the checkout. Tests that need it call this and return early when

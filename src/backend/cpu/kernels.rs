@@ -2,6 +2,8 @@
 //! rope angles built by repeated multiplication in f32, exactly as ggml's CPU backend does.
 
 use crate::model::config::{RopeConfig, RopeStyle};
+use crate::model::rope::yarn_ramp;
+use half::f16;
 
 /// x / sqrt(mean(x²) + eps) * w (ggml_rms_norm + mul).
 pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
@@ -13,44 +15,46 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Per-position cos/sin of every rotated pair, as ggml_rope_cache_init computes them.
+/// Per-position cos/sin of every rotated pair, as ggml_rope_cache_init computes them
+/// (`rope_yarn` included: YaRN's ramp between interpolated and extrapolated angles, and the
+/// magnitude factor on cos and sin).
 pub struct RopeTable {
-    style: RopeStyle,
-    n_rot: usize,
-    freq_base: f32,
-    freq_scale: f32,
-    freq_factors: Option<Vec<f32>>,
+    cfg: RopeConfig,
 }
 
 impl RopeTable {
-    pub fn new(cfg: &RopeConfig, freq_factors: Option<&[f32]>) -> Self {
-        RopeTable {
-            style: cfg.style,
-            n_rot: cfg.n_rot,
-            freq_base: cfg.freq_base,
-            freq_scale: cfg.freq_scale,
-            freq_factors: freq_factors.map(|f| f.to_vec()),
-        }
+    pub fn new(cfg: &RopeConfig) -> Self {
+        RopeTable { cfg: cfg.clone() }
+    }
+
+    pub fn config(&self) -> &RopeConfig {
+        &self.cfg
     }
 
     /// Fills `cache` with (cos, sin) for each pair at position `pos`.
     pub fn angles(&self, pos: usize, cache: &mut Vec<(f32, f32)>) {
+        let c = &self.cfg;
         cache.clear();
-        let theta_scale = self.freq_base.powf(-2.0 / self.n_rot as f32);
+        let theta_scale = c.theta_scale();
         let mut theta = pos as f32;
-        for i in 0..self.n_rot / 2 {
-            let ff = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
-            let t = self.freq_scale * (theta / ff);
-            cache.push((t.cos(), t.sin()));
+        for i in 0..c.n_rot / 2 {
+            let ff = c.freq_factors.as_ref().map_or(1.0, |f| f[i]);
+            let extrap = theta / ff;
+            let mut t = c.freq_scale * extrap;
+            if c.ext_factor != 0.0 {
+                let mix = yarn_ramp(c.corr_dims, i) * c.ext_factor;
+                t = t * (1.0 - mix) + extrap * mix;
+            }
+            cache.push((t.cos() * c.mscale, t.sin() * c.mscale));
             theta *= theta_scale;
         }
     }
 
     /// Rotates one head in place.
     pub fn apply(&self, head: &mut [f32], cache: &[(f32, f32)]) {
-        let half = self.n_rot / 2;
+        let half = self.cfg.n_rot / 2;
         for (i, &(c, s)) in cache.iter().enumerate() {
-            let (a, b) = match self.style {
+            let (a, b) = match self.cfg.style {
                 RopeStyle::Normal => (2 * i, 2 * i + 1),
                 RopeStyle::Neox => (i, i + half),
             };
@@ -102,5 +106,42 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// gelu(g) * u with ggml's CPU GELU: the tanh approximation looked up in a table of f16 values
+/// (GGML_GELU_FP16), i.e. g rounded to f16, gelu in f32, rounded to f16 again; 0 at or below
+/// -10 and g itself at or above 10, as the table's callers clamp.
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = gelu_f16_table(*g) * u;
+    }
+}
+
+/// ggml_gelu_f32 through the f16 table.
+pub fn gelu_f16_table(x: f32) -> f32 {
+    if x <= -10.0 {
+        return 0.0;
+    }
+    if x >= 10.0 {
+        return x;
+    }
+    let h = f16::from_f32(x).to_f32();
+    f16::from_f32(gelu_tanh(h)).to_f32()
+}
+
+/// GELU, tanh approximation, in f32 as ggml writes it.
+pub fn gelu_tanh(x: f32) -> f32 {
+    #[allow(clippy::excessive_precision)]
+    const SQRT_2_OVER_PI: f32 = 0.797_884_560_802_865_355_879_892_119_868_76;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// x = cap · tanh(x / cap), as ggml's scale, tanh, scale.
+pub fn softcap(x: &mut [f32], cap: f32) {
+    let inv = 1.0 / cap;
+    for v in x {
+        *v = (*v * inv).tanh() * cap;
     }
 }

@@ -1,7 +1,8 @@
-//! The CPU backend's KV cache: per layer, `[n_ctx][width]` keys and values, kept as f32 (the
-//! default: attention reads them as they are) or f16 (half the memory, for the wasm heap and
-//! phones; each row is widened to f32 before attention uses it, rounded as the GPU's f16
-//! cache rounds, to nearest even).
+//! The CPU backend's KV cache: per layer, `[positions][width]` keys and values, kept as f32
+//! (the default: attention reads them as they are) or f16 (half the memory, for the wasm heap
+//! and phones; each row is widened to f32 before attention uses it, rounded as the GPU's f16
+//! cache rounds, to nearest even). Position p lives in row p % positions: a layer that holds
+//! fewer positions than the context (a sliding-window layer's ring) overwrites the oldest.
 
 use super::zeroed_vec;
 use crate::Result;
@@ -11,7 +12,8 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 pub struct CpuKvCache {
-    pub(super) n_ctx: usize,
+    /// Rows of each layer.
+    pub(super) positions: Vec<usize>,
     pub(super) k_width: usize,
     pub(super) v_width: usize,
     k: Vec<Values>,
@@ -53,17 +55,22 @@ impl Values {
 }
 
 impl CpuKvCache {
-    pub(super) fn new(n_layer: usize, n_ctx: usize, k_width: usize, v_width: usize, ty: KvType) -> Result<Self> {
+    pub(super) fn new(positions: &[usize], k_width: usize, v_width: usize, ty: KvType) -> Result<Self> {
         let layers = |width: usize| -> Result<Vec<Values>> {
-            let len = n_ctx
-                .checked_mul(width)
-                .ok_or_else(|| crate::Error::OutOfMemory(format!("KV cache of {n_ctx} positions of {width} values")))?;
-            (0..n_layer).map(|_| Values::zeroed(len, ty)).collect()
+            positions
+                .iter()
+                .map(|&n| {
+                    let len = n.checked_mul(width).filter(|_| n > 0).ok_or_else(|| {
+                        crate::Error::OutOfMemory(format!("KV cache of {n} positions of {width} values"))
+                    })?;
+                    Values::zeroed(len, ty)
+                })
+                .collect()
         };
-        Ok(CpuKvCache { n_ctx, k_width, v_width, k: layers(k_width)?, v: layers(v_width)? })
+        Ok(CpuKvCache { positions: positions.to_vec(), k_width, v_width, k: layers(k_width)?, v: layers(v_width)? })
     }
 
-    /// Key `j` of kv head `g` (`head_dim` values) of `layer`.
+    /// Key at position `j` of kv head `g` (`head_dim` values) of `layer`.
     pub(super) fn key<'a>(
         &'a self,
         layer: usize,
@@ -72,10 +79,11 @@ impl CpuKvCache {
         head_dim: usize,
         scratch: &'a mut Vec<f32>,
     ) -> &'a [f32] {
-        self.k[layer].read(j * self.k_width + g * head_dim, head_dim, scratch)
+        let row = j % self.positions[layer];
+        self.k[layer].read(row * self.k_width + g * head_dim, head_dim, scratch)
     }
 
-    /// Value `j` of kv head `g` (`head_dim_v` values) of `layer`.
+    /// Value at position `j` of kv head `g` (`head_dim_v` values) of `layer`.
     pub(super) fn value<'a>(
         &'a self,
         layer: usize,
@@ -84,14 +92,19 @@ impl CpuKvCache {
         head_dim_v: usize,
         scratch: &'a mut Vec<f32>,
     ) -> &'a [f32] {
-        self.v[layer].read(j * self.v_width + g * head_dim_v, head_dim_v, scratch)
+        let row = j % self.positions[layer];
+        self.v[layer].read(row * self.v_width + g * head_dim_v, head_dim_v, scratch)
     }
 }
 
-/// Copies the keys and values of `n_tokens` tokens to positions pos0.. of `layer`'s cache.
+/// Copies the keys and values of `n_tokens` tokens to positions pos0.. of `layer`'s cache
+/// (rows pos % positions, so a ring wraps around).
 pub fn store_kv(k: &[f32], v: &[f32], cache: &mut CpuKvCache, layer: usize, n_tokens: usize, pos0: usize) {
-    let (kw, vw) = (cache.k_width, cache.v_width);
-    assert!(pos0 + n_tokens <= cache.n_ctx, "the model checks the context before calling");
-    cache.k[layer].write(pos0 * kw, &k[..n_tokens * kw]);
-    cache.v[layer].write(pos0 * vw, &v[..n_tokens * vw]);
+    let (kw, vw, n) = (cache.k_width, cache.v_width, cache.positions[layer]);
+    assert!(n_tokens <= n, "the model keeps batches within every layer's cache");
+    for t in 0..n_tokens {
+        let row = (pos0 + t) % n;
+        cache.k[layer].write(row * kw, &k[t * kw..(t + 1) * kw]);
+        cache.v[layer].write(row * vw, &v[t * vw..(t + 1) * vw]);
+    }
 }

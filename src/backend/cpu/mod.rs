@@ -4,10 +4,10 @@ mod kernels;
 mod kv_cache;
 mod matmul;
 
-pub use kernels::{RopeTable, dot_f32, rms_norm, softmax_scaled};
+pub use kernels::{RopeTable, dot_f32, gelu_f16_table, gelu_tanh, rms_norm, softmax_scaled};
 pub use kv_cache::{CpuKvCache, store_kv};
 
-use super::{AttnShape, Backend, KvType};
+use super::{Activation, AttnShape, Backend, KvType};
 use crate::model::config::RopeConfig;
 use crate::quant::{GgmlType, dequantize_row};
 use crate::{Error, Result};
@@ -36,7 +36,7 @@ pub struct CpuBackend {
     /// `None` for one thread: no pool at all, which also keeps the single-threaded build free of
     /// thread spawning (there are no threads in a plain wasm32 module).
     pool: Option<rayon::ThreadPool>,
-    rope: Option<RopeTable>,
+    ropes: Vec<RopeTable>,
     acts: QuantizedActs,
     angles: Vec<(f32, f32)>,
     scores: Vec<f32>,
@@ -78,7 +78,7 @@ impl CpuBackend {
         };
         Ok(CpuBackend {
             pool,
-            rope: None,
+            ropes: Vec::new(),
             acts: QuantizedActs { bytes: Vec::new(), row_bytes: 0 },
             angles: Vec::new(),
             scores: Vec::new(),
@@ -110,9 +110,22 @@ impl CpuBackend {
         }
     }
 
-    /// Rotates every head of tokens at positions pos0.. in place.
+    /// Rotates every head of tokens at positions pos0.. in place with rope 0.
     pub fn rope(&mut self, x: &mut [f32], n_tokens: usize, n_heads: usize, head_dim: usize, pos0: usize) {
-        let rope = self.rope.as_ref().expect("set_rope is called at load");
+        self.rope_with(0, x, n_tokens, n_heads, head_dim, pos0)
+    }
+
+    /// Rotates every head of tokens at positions pos0.. in place with rope `which`.
+    pub fn rope_with(
+        &mut self,
+        which: usize,
+        x: &mut [f32],
+        n_tokens: usize,
+        n_heads: usize,
+        head_dim: usize,
+        pos0: usize,
+    ) {
+        let rope = &self.ropes[which];
         let width = n_heads * head_dim;
         for t in 0..n_tokens {
             rope.angles(pos0 + t, &mut self.angles);
@@ -120,6 +133,14 @@ impl CpuBackend {
                 rope.apply(head, &self.angles);
             }
         }
+    }
+}
+
+/// gate = act(gate) * up.
+fn glu(gate: &mut [f32], up: &[f32], act: Activation) {
+    match act {
+        Activation::Silu => kernels::swiglu(gate, up),
+        Activation::GeluTanh => kernels::geglu(gate, up),
     }
 }
 
@@ -197,35 +218,38 @@ impl Backend for CpuBackend {
         zeroed(name, len)
     }
 
-    fn alloc_kv(
-        &mut self,
-        n_layer: usize,
-        n_ctx: usize,
-        k_width: usize,
-        v_width: usize,
-        ty: KvType,
-    ) -> Result<CpuKvCache> {
-        CpuKvCache::new(n_layer, n_ctx, k_width, v_width, ty)
+    fn alloc_kv(&mut self, positions: &[usize], k_width: usize, v_width: usize, ty: KvType) -> Result<CpuKvCache> {
+        CpuKvCache::new(positions, k_width, v_width, ty)
     }
 
-    fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()> {
-        if let Some(f) = freq_factors
-            && f.len() < rope.n_rot / 2
-        {
-            return Err(Error::InvalidModel(format!("rope_freqs has {} values, {} needed", f.len(), rope.n_rot / 2)));
+    fn set_ropes(&mut self, ropes: &[RopeConfig]) -> Result<()> {
+        for rope in ropes {
+            if let Some(f) = &rope.freq_factors
+                && f.len() < rope.n_rot / 2
+            {
+                return Err(Error::InvalidModel(format!(
+                    "rope factors: {} values, {} needed",
+                    f.len(),
+                    rope.n_rot / 2
+                )));
+            }
         }
-        self.rope = Some(RopeTable::new(rope, freq_factors));
+        self.ropes = ropes.iter().map(RopeTable::new).collect();
         Ok(())
     }
 
     fn begin_step(&mut self, _n_tokens: usize, _pos0: usize) {}
 
-    fn embed(&mut self, table: &CpuWeight, tokens: &[u32], out: &mut Vec<f32>) {
+    fn embed(&mut self, table: &CpuWeight, tokens: &[u32], scale: f32, out: &mut Vec<f32>) {
         let cols = table.cols;
         let row_bytes = table.bytes.len() / table.rows;
         for (t, &id) in tokens.iter().enumerate() {
             let src = &table.bytes[id as usize * row_bytes..(id as usize + 1) * row_bytes];
-            dequantize_row(table.ty, src, &mut out[t * cols..(t + 1) * cols]).expect("row length checked at upload");
+            let row = &mut out[t * cols..(t + 1) * cols];
+            dequantize_row(table.ty, src, row).expect("row length checked at upload");
+            if scale != 1.0 {
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
         }
     }
 
@@ -234,6 +258,16 @@ impl Backend for CpuBackend {
         let d = w.len();
         for t in 0..n_tokens {
             rms_norm(&x[t * d..(t + 1) * d], w, eps, &mut out[t * d..(t + 1) * d]);
+        }
+    }
+
+    fn rms_norm_add(&mut self, y: &Vec<f32>, w: &CpuWeight, n_tokens: usize, eps: f32, x: &mut Vec<f32>) {
+        let w = w.f32.as_ref().expect("norm weights are small");
+        let d = w.len();
+        self.head.resize(d, 0.0);
+        for t in 0..n_tokens {
+            rms_norm(&y[t * d..(t + 1) * d], w, eps, &mut self.head);
+            x[t * d..(t + 1) * d].iter_mut().zip(&self.head).for_each(|(a, b)| *a += b);
         }
     }
 
@@ -271,12 +305,12 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn matmul_swiglu(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, out: &mut Vec<f32>) {
+    fn matmul_glu(&mut self, w: &CpuWeight, x: &Vec<f32>, n_tokens: usize, act: Activation, out: &mut Vec<f32>) {
         self.matmul_fused(w, x, n_tokens);
         let h = w.rows / 2;
         for (t, row) in self.fused.chunks_exact_mut(w.rows).take(n_tokens).enumerate() {
             let (gate, up) = row.split_at_mut(h);
-            kernels::swiglu(gate, up);
+            glu(gate, up, act);
             out[t * h..(t + 1) * h].copy_from_slice(gate);
         }
     }
@@ -285,8 +319,12 @@ impl Backend for CpuBackend {
         add_rows(x, b.f32.as_ref().expect("biases are small"), n_tokens);
     }
 
-    fn swiglu(&mut self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize) {
-        kernels::swiglu(&mut gate[..len], &up[..len]);
+    fn glu(&mut self, gate: &mut Vec<f32>, up: &Vec<f32>, len: usize, act: Activation) {
+        glu(&mut gate[..len], &up[..len], act);
+    }
+
+    fn softcap(&mut self, x: &mut Vec<f32>, len: usize, cap: f32) {
+        kernels::softcap(&mut x[..len], cap);
     }
 
     fn rope_store(
@@ -306,8 +344,8 @@ impl Backend for CpuBackend {
             self.head_norm(q, qn, n_tokens * s.n_head, eps);
             self.head_norm(k, kn, n_tokens * s.n_head_kv, eps);
         }
-        self.rope(q, n_tokens, s.n_head, s.head_dim, pos0);
-        self.rope(k, n_tokens, s.n_head_kv, s.head_dim, pos0);
+        self.rope_with(s.rope, q, n_tokens, s.n_head, s.head_dim, pos0);
+        self.rope_with(s.rope, k, n_tokens, s.n_head_kv, s.head_dim, pos0);
         store_kv(k, v, cache, layer, n_tokens, pos0);
     }
 
@@ -325,18 +363,26 @@ impl Backend for CpuBackend {
         let (qw, ow) = (s.n_head * s.head_dim, s.n_head * s.head_dim_v);
         let (scores, row) = (&mut self.scores, &mut self.head);
         for t in 0..n_tokens {
-            let n_seen = pos0 + t + 1;
+            let keys = s.first_key(pos0 + t)..pos0 + t + 1;
             for h in 0..s.n_head {
                 let g = h / group;
                 let qh = &q[t * qw + h * s.head_dim..t * qw + (h + 1) * s.head_dim];
                 scores.clear();
-                for j in 0..n_seen {
+                for j in keys.clone() {
                     scores.push(dot_f32(qh, cache.key(layer, j, g, s.head_dim, row)));
                 }
-                softmax_scaled(scores, s.scale);
+                match s.softcap {
+                    Some(cap) => {
+                        // ggml: (q·k) · scale, then cap · tanh(· / cap), then the softmax.
+                        scores.iter_mut().for_each(|x| *x *= s.scale);
+                        kernels::softcap(scores, cap);
+                        softmax_scaled(scores, 1.0);
+                    }
+                    None => softmax_scaled(scores, s.scale),
+                }
                 let oh = &mut out[t * ow + h * s.head_dim_v..t * ow + (h + 1) * s.head_dim_v];
                 oh.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
+                for (j, &p) in keys.clone().zip(scores.iter()) {
                     let vj = cache.value(layer, j, g, s.head_dim_v, row);
                     oh.iter_mut().zip(vj).for_each(|(o, &x)| *o += p * x);
                 }

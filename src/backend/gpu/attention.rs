@@ -9,18 +9,45 @@ use super::{GpuContext, GpuError};
 use crate::backend::AttnShape;
 use crate::model::config::{RopeConfig, RopeStyle};
 
+/// `shaders/rope_angle.wgsl`'s `RopeAngle`: how a rope turns pair i at a position.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct RopeAngleParams {
+    theta_scale: f32,
+    exp_step: f32,
+    product: u32,
+    freq_scale: f32,
+    ext_factor: f32,
+    corr_lo: f32,
+    corr_hi: f32,
+    mscale: f32,
+}
+
+impl RopeAngleParams {
+    fn new(rope: &RopeConfig, angles: RopeAngles) -> Self {
+        RopeAngleParams {
+            // Exactly as `RopeTable::angles` rounds it.
+            theta_scale: rope.theta_scale(),
+            exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
+            product: (angles == RopeAngles::Product) as u32,
+            freq_scale: rope.freq_scale,
+            ext_factor: rope.ext_factor,
+            corr_lo: rope.corr_dims[0],
+            corr_hi: rope.corr_dims[1],
+            mscale: rope.mscale,
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct RopeParams {
+    rope: RopeAngleParams,
     n_heads: u32,
     head_dim: u32,
     n_rot: u32,
     neox: u32,
     has_ff: u32,
-    exp_step: f32,
-    freq_scale: f32,
-    product: u32,
-    theta_scale: f32,
     _pad: [u32; 3],
 }
 
@@ -54,12 +81,16 @@ struct AttnParams {
     head_dim_v: u32,
     scale: f32,
     n_ctx: u32,
-    _pad: [u32; 2],
+    /// 0: every position.
+    window: u32,
+    /// 0: no soft-capping.
+    softcap: f32,
 }
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct QkParams {
+    rope: RopeAngleParams,
     n_head: u32,
     n_head_kv: u32,
     head_dim: u32,
@@ -67,10 +98,6 @@ struct QkParams {
     n_rot: u32,
     neox: u32,
     has_ff: u32,
-    product: u32,
-    exp_step: f32,
-    theta_scale: f32,
-    freq_scale: f32,
     has_norm: u32,
     eps: f32,
     n_ctx: u32,
@@ -128,16 +155,12 @@ impl GpuContext {
         };
         let ff = &freq_factors.or(dummy.as_ref()).ok_or_else(|| invalid(&label, "no factor buffer".into()))?.buffer;
         let params = RopeParams {
+            rope: RopeAngleParams::new(rope, angles),
             n_heads: u32_of(&label, n_heads)?,
             head_dim: u32_of(&label, head_dim)?,
             n_rot: u32_of(&label, rope.n_rot)?,
             neox: (rope.style == RopeStyle::Neox) as u32,
             has_ff: freq_factors.is_some() as u32,
-            exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
-            freq_scale: rope.freq_scale,
-            product: (angles == RopeAngles::Product) as u32,
-            // Exactly as `RopeTable::angles` rounds it.
-            theta_scale: rope.freq_base.powf(-2.0 / rope.n_rot as f32),
             _pad: [0; 3],
         };
         let buffers = vec![(0, &x.buffer), (1, ff), (3, &step.buffer)];
@@ -229,7 +252,8 @@ impl GpuContext {
             head_dim_v: u32_of(&label, s.head_dim_v)?,
             scale: s.scale,
             n_ctx: u32_of(&label, n_ctx)?,
-            _pad: [0; 2],
+            window: u32_of(&label, s.window.unwrap_or(0))?,
+            softcap: s.softcap.unwrap_or(0.0),
         };
         let buffers =
             vec![(0, &q.buffer), (1, &k_cache.buffer), (2, &v_cache.buffer), (3, &out.buffer), (5, &step.buffer)];
@@ -322,6 +346,7 @@ impl GpuContext {
             None => (dummy.buffer.clone(), dummy.buffer.clone(), 0.0),
         };
         let params = QkParams {
+            rope: RopeAngleParams::new(rope, angles),
             n_head: u32_of(&label, s.n_head)?,
             n_head_kv: u32_of(&label, s.n_head_kv)?,
             head_dim: u32_of(&label, s.head_dim)?,
@@ -329,10 +354,6 @@ impl GpuContext {
             n_rot: u32_of(&label, rope.n_rot)?,
             neox: (rope.style == RopeStyle::Neox) as u32,
             has_ff: freq_factors.is_some() as u32,
-            product: (angles == RopeAngles::Product) as u32,
-            exp_step: (-2.0 * (rope.freq_base as f64).log2() / rope.n_rot as f64) as f32,
-            theta_scale: rope.freq_base.powf(-2.0 / rope.n_rot as f32),
-            freq_scale: rope.freq_scale,
             has_norm: norms.is_some() as u32,
             eps,
             n_ctx: u32_of(&label, n_ctx)?,

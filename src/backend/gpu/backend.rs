@@ -7,7 +7,7 @@ use super::attention::{HeadNorms, RopeAngles};
 use super::matvec::MatmulOut;
 use super::recorder::{OpKey, Prepared, Recorder};
 use super::{GpuBuffer, GpuContext, GpuError, GpuOptions, GpuWeight, Readback, StepUniform};
-use crate::backend::{AttnShape, Backend, Counters, KvType};
+use crate::backend::{Activation, AttnShape, Backend, Counters, KvType};
 use crate::model::config::RopeConfig;
 use crate::quant::{GgmlType, dequantize_row};
 use crate::sampler::MAX_CANDIDATES;
@@ -50,7 +50,8 @@ pub struct GpuBackend {
     step: StepUniform,
     /// (n_tokens, pos0) the step uniform holds (or will, at the next submit).
     step_now: Option<(usize, usize)>,
-    rope: Option<(RopeConfig, Option<GpuBuffer>)>,
+    /// The model's ropes with their frequency factors on the device.
+    ropes: Vec<(RopeConfig, Option<GpuBuffer>)>,
     /// Token ids of a step, made at the first embed for the batch its output buffer holds.
     ids: Option<GpuBuffer>,
     argmax_out: Option<GpuBuffer>,
@@ -94,7 +95,7 @@ impl GpuBackend {
             ctx,
             step,
             step_now: None,
-            rope: None,
+            ropes: Vec::new(),
             ids: None,
             argmax_out: None,
             top_k_out: None,
@@ -264,14 +265,7 @@ impl Backend for GpuBackend {
         if self.ctx.features().contains(wgpu::Features::SHADER_F16) { KvType::F16 } else { KvType::F32 }
     }
 
-    fn alloc_kv(
-        &mut self,
-        n_layer: usize,
-        n_ctx: usize,
-        k_width: usize,
-        v_width: usize,
-        ty: KvType,
-    ) -> Result<Self::KvCache> {
+    fn alloc_kv(&mut self, positions: &[usize], k_width: usize, v_width: usize, ty: KvType) -> Result<Self::KvCache> {
         if ty == KvType::F16 && !self.ctx.features().contains(wgpu::Features::SHADER_F16) {
             return Err(Error::InvalidArgument(format!(
                 "an f16 KV cache needs shader-f16, which {} does not offer",
@@ -279,26 +273,33 @@ impl Backend for GpuBackend {
             )));
         }
         let layers = |width: usize, what: &str| {
-            let len =
-                n_ctx.checked_mul(width).ok_or_else(|| Error::OutOfMemory(format!("{what} of {n_ctx} positions")))?;
-            (0..n_layer)
-                .map(|l| self.ctx.alloc_values(&format!("{what}.{l}"), len, ty).map_err(gpu_err))
+            (positions.iter().enumerate())
+                .map(|(l, &n)| {
+                    let len = n
+                        .checked_mul(width)
+                        .filter(|_| n > 0)
+                        .ok_or_else(|| Error::OutOfMemory(format!("{what}.{l} of {n} positions")))?;
+                    self.ctx.alloc_values(&format!("{what}.{l}"), len, ty).map_err(gpu_err)
+                })
                 .collect::<Result<Vec<_>>>()
         };
         let (k, v) = (layers(k_width, "k_cache")?, layers(v_width, "v_cache")?);
         Ok(GpuKvCache { id: self.id(), k, v })
     }
 
-    fn set_rope(&mut self, rope: &RopeConfig, freq_factors: Option<&[f32]>) -> Result<()> {
-        let ff = match freq_factors {
-            Some(f) => {
-                let b = self.ctx.alloc_f32("rope_freqs", f.len()).map_err(gpu_err)?;
-                self.ctx.write_f32(&b, 0, f).map_err(gpu_err)?;
-                Some(b)
-            }
-            None => None,
-        };
-        self.rope = Some((rope.clone(), ff));
+    fn set_ropes(&mut self, ropes: &[RopeConfig]) -> Result<()> {
+        self.ropes.clear();
+        for (i, rope) in ropes.iter().enumerate() {
+            let ff = match &rope.freq_factors {
+                Some(f) => {
+                    let b = self.ctx.alloc_f32(&format!("rope_factors.{i}"), f.len()).map_err(gpu_err)?;
+                    self.ctx.write_f32(&b, 0, f).map_err(gpu_err)?;
+                    Some(b)
+                }
+                None => None,
+            };
+            self.ropes.push((rope.clone(), ff));
+        }
         Ok(())
     }
 
@@ -319,7 +320,7 @@ impl Backend for GpuBackend {
         self.step_now = Some((n_tokens, pos0));
     }
 
-    fn embed(&mut self, table: &Self::Weight, tokens: &[u32], out: &mut Self::Buffer) {
+    fn embed(&mut self, table: &Self::Weight, tokens: &[u32], scale: f32, out: &mut Self::Buffer) {
         let max_tokens = out.buf.len() / table.w.cols();
         if !self.helper_buffer(|s| &mut s.ids, "token_ids", max_tokens) {
             return;
@@ -337,17 +338,27 @@ impl Backend for GpuBackend {
         let key = OpKey::Embed { table: table.id, out: out.id };
         let (ctx, step) = (&self.ctx, &self.step);
         self.rec.run(key, tokens.len(), || {
-            ctx.prepare_embed(&table.w, ids, &out.buf, 0, max_tokens, step).map(Prepared::Op)
+            ctx.prepare_embed(&table.w, ids, scale, &out.buf, 0, max_tokens, step).map(Prepared::Op)
         });
     }
 
     fn rms_norm(&mut self, x: &Self::Buffer, w: &Self::Weight, n_tokens: usize, eps: f32, out: &mut Self::Buffer) {
         let d = w.w.rows() * w.w.cols();
         let max_tokens = x.buf.len().min(out.buf.len()) / d;
-        let key = OpKey::RmsNorm { x: x.id, w: w.id, out: out.id, eps: eps.to_bits() };
+        let key = OpKey::RmsNorm { x: x.id, w: w.id, out: out.id, eps: eps.to_bits(), accumulate: false };
         let (ctx, step) = (&self.ctx, &self.step);
         self.rec.run(key, n_tokens, || {
             ctx.prepare_rms_norm(&x.buf, 0, &w.w, &out.buf, 0, max_tokens, eps, step).map(Prepared::Op)
+        });
+    }
+
+    fn rms_norm_add(&mut self, y: &Self::Buffer, w: &Self::Weight, n_tokens: usize, eps: f32, x: &mut Self::Buffer) {
+        let d = w.w.rows() * w.w.cols();
+        let max_tokens = x.buf.len().min(y.buf.len()) / d;
+        let key = OpKey::RmsNorm { x: y.id, w: w.id, out: x.id, eps: eps.to_bits(), accumulate: true };
+        let (ctx, step) = (&self.ctx, &self.step);
+        self.rec.run(key, n_tokens, || {
+            ctx.prepare_rms_norm_add(&y.buf, 0, &w.w, &x.buf, 0, max_tokens, eps, step).map(Prepared::Op)
         });
     }
 
@@ -385,10 +396,14 @@ impl Backend for GpuBackend {
         self.matmul_out(key, w, x, out, max_tokens);
     }
 
-    fn matmul_swiglu(&mut self, w: &Self::Weight, x: &Self::Buffer, _n_tokens: usize, out: &mut Self::Buffer) {
+    fn matmul_glu(&mut self, w: &Self::Weight, x: &Self::Buffer, _n: usize, act: Activation, out: &mut Self::Buffer) {
         let max_tokens = (x.buf.len() / w.w.cols()).min(out.buf.len() / (w.w.rows() / 2).max(1));
-        let key = OpKey::MatmulSwiglu { w: w.id, x: x.id, out: out.id };
-        self.matmul_out(key, w, x, MatmulOut::SwiGlu(&out.buf), max_tokens);
+        let key = OpKey::MatmulGlu { w: w.id, x: x.id, out: out.id, act };
+        let epilogue = match act {
+            Activation::Silu => MatmulOut::SwiGlu(&out.buf),
+            Activation::GeluTanh => MatmulOut::GeGlu(&out.buf),
+        };
+        self.matmul_out(key, w, x, epilogue, max_tokens);
     }
 
     fn add_bias(&mut self, x: &mut Self::Buffer, b: &Self::Weight, n_tokens: usize) {
@@ -398,14 +413,23 @@ impl Backend for GpuBackend {
         self.rec.run(key, n_tokens, || ctx.prepare_add_bias(&x.buf, 0, &b.w, max_tokens, step).map(Prepared::Op));
     }
 
-    fn swiglu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize) {
+    fn glu(&mut self, gate: &mut Self::Buffer, up: &Self::Buffer, len: usize, act: Activation) {
         let n = self.n_now().max(1);
         let width = len / n;
         let max_tokens = gate.buf.len().min(up.buf.len()) / width.max(1);
-        let key = OpKey::Swiglu { gate: gate.id, up: up.id, width: width as u32 };
+        let key = OpKey::Glu { gate: gate.id, up: up.id, width: width as u32, act };
         let (ctx, step) = (&self.ctx, &self.step);
         self.rec
-            .run(key, n, || ctx.prepare_swiglu(&gate.buf, 0, &up.buf, 0, width, max_tokens, step).map(Prepared::Op));
+            .run(key, n, || ctx.prepare_glu(act, &gate.buf, 0, &up.buf, 0, width, max_tokens, step).map(Prepared::Op));
+    }
+
+    fn softcap(&mut self, x: &mut Self::Buffer, len: usize, cap: f32) {
+        let n = self.n_now().max(1);
+        let width = len / n;
+        let max_tokens = x.buf.len() / width.max(1);
+        let key = OpKey::Softcap { x: x.id, width: width as u32, cap: cap.to_bits() };
+        let (ctx, step) = (&self.ctx, &self.step);
+        self.rec.run(key, n, || ctx.prepare_softcap(&x.buf, 0, width, cap, max_tokens, step).map(Prepared::Op));
     }
 
     fn rope_store(
@@ -432,8 +456,8 @@ impl Backend for GpuBackend {
             norms: qk_norm.map(|[a, b]| (a.id, b.id)),
         };
         let (ctx, step) = (&self.ctx, &self.step);
-        let Some((rope, ff)) = &self.rope else {
-            self.rec.error = Some(GpuError::Invalid("rope used before set_rope".into()));
+        let Some((rope, ff)) = self.ropes.get(shape.rope) else {
+            self.rec.error = Some(GpuError::Invalid(format!("rope {} used before set_ropes", shape.rope)));
             return;
         };
         self.rec.run(key, n_tokens, || {

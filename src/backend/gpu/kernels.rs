@@ -18,11 +18,13 @@ const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 const ARGMAX: &str = include_str!("../../../shaders/argmax.wgsl");
 const TOP_K: &str = include_str!("../../../shaders/top_k.wgsl");
 const QK_ROPE_STORE: &str = include_str!("../../../shaders/qk_rope_store.wgsl");
+const ROPE_ANGLE: &str = include_str!("../../../shaders/rope_angle.wgsl");
 const TILE_1: &str = include_str!("../../../shaders/tile/1.wgsl");
 const TILE_8: &str = include_str!("../../../shaders/tile/8.wgsl");
 const STORE: &str = include_str!("../../../shaders/epilogue/store.wgsl");
 const ACCUMULATE: &str = include_str!("../../../shaders/epilogue/accumulate.wgsl");
 const SWIGLU: &str = include_str!("../../../shaders/epilogue/swiglu.wgsl");
+const GEGLU: &str = include_str!("../../../shaders/epilogue/geglu.wgsl");
 const SPLIT3: &str = include_str!("../../../shaders/epilogue/split3.wgsl");
 const REDUCE_WORKGROUP: &str = include_str!("../../../shaders/reduce/workgroup.wgsl");
 const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce/subgroup.wgsl");
@@ -38,8 +40,8 @@ pub enum KernelFamily {
     Matmul(Epilogue),
     /// Embedding rows for token ids, any weight type (`shaders/embed.wgsl`).
     Embed,
-    /// RMS norm per row or per head (`shaders/rms_norm.wgsl`); `in_place` reads its output buffer.
-    RmsNorm { in_place: bool },
+    /// RMS norm per row or per head (`shaders/rms_norm.wgsl`), stored, in place or added.
+    RmsNorm(NormOut),
     /// add, add_bias, swiglu (`shaders/elementwise.wgsl`).
     Elementwise(ElementwiseOp),
     /// Rotary embedding, both conventions (`shaders/rope.wgsl`).
@@ -71,6 +73,17 @@ impl KernelFamily {
     }
 }
 
+/// Where `shaders/rms_norm.wgsl` reads its input and how it writes its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NormOut {
+    /// out = norm(x).
+    Store,
+    /// x = norm(x) (per-head q/k norms).
+    InPlace,
+    /// out += norm(x) (Gemma's post-norms before the residual add).
+    Accumulate,
+}
+
 /// What the matvec/matmul kernels do with each finished dot product: the epilogue file
 /// (`shaders/epilogue/<name>.wgsl`) compiled into the variant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,12 +94,15 @@ pub enum Epilogue {
     Accumulate,
     /// out = silu(W_gate x) * (W_up x), gate and up rows in one weight.
     SwiGlu,
+    /// out = gelu(W_gate x) * (W_up x) (Gemma).
+    GeGlu,
     /// q, k, v rows of one weight to three buffers, with an optional bias.
     Split3,
 }
 
 impl Epilogue {
-    pub const ALL: [Epilogue; 4] = [Epilogue::Store, Epilogue::Accumulate, Epilogue::SwiGlu, Epilogue::Split3];
+    pub const ALL: [Epilogue; 5] =
+        [Epilogue::Store, Epilogue::Accumulate, Epilogue::SwiGlu, Epilogue::GeGlu, Epilogue::Split3];
 
     /// The epilogue's file name and label suffix.
     pub fn name(self) -> &'static str {
@@ -94,6 +110,7 @@ impl Epilogue {
             Epilogue::Store => "store",
             Epilogue::Accumulate => "accumulate",
             Epilogue::SwiGlu => "swiglu",
+            Epilogue::GeGlu => "geglu",
             Epilogue::Split3 => "split3",
         }
     }
@@ -103,6 +120,7 @@ impl Epilogue {
             Epilogue::Store => STORE,
             Epilogue::Accumulate => ACCUMULATE,
             Epilogue::SwiGlu => SWIGLU,
+            Epilogue::GeGlu => GEGLU,
             Epilogue::Split3 => SPLIT3,
         }
     }
@@ -117,6 +135,10 @@ pub enum ElementwiseOp {
     AddBias = 1,
     /// x = silu(x) * y.
     Swiglu = 2,
+    /// x = gelu(x) * y (Gemma, gate and up separate).
+    Geglu = 3,
+    /// x = cap · tanh(x / cap) (Gemma's final logits).
+    Softcap = 4,
 }
 
 /// How the matrix kernels are compiled. `Base` and `RowPerInvocation` need no optional feature
@@ -236,11 +258,14 @@ impl KernelKey {
             KernelFamily::Matvec(_) => "matvec",
             KernelFamily::Matmul(_) => "matmul",
             KernelFamily::Embed => "embed",
-            KernelFamily::RmsNorm { in_place: false } => "rms_norm",
-            KernelFamily::RmsNorm { in_place: true } => "rms_norm_inplace",
+            KernelFamily::RmsNorm(NormOut::Store) => "rms_norm",
+            KernelFamily::RmsNorm(NormOut::InPlace) => "rms_norm_inplace",
+            KernelFamily::RmsNorm(NormOut::Accumulate) => "rms_norm_add",
             KernelFamily::Elementwise(ElementwiseOp::Add) => "add",
             KernelFamily::Elementwise(ElementwiseOp::AddBias) => "add_bias",
             KernelFamily::Elementwise(ElementwiseOp::Swiglu) => "swiglu",
+            KernelFamily::Elementwise(ElementwiseOp::Geglu) => "geglu",
+            KernelFamily::Elementwise(ElementwiseOp::Softcap) => "softcap",
             KernelFamily::Rope => "rope",
             KernelFamily::KvStore(_) => "kv_store",
             KernelFamily::Attention(_) => "attention",
@@ -354,24 +379,32 @@ pub fn shader_source(key: KernelKey) -> Result<String, GpuError> {
                  embed.wgsl\n{COMMON}\n{WEIGHTS}\n{quant}\n{TILE_1}\n{EMBED}"
             )
         }
-        KernelFamily::RmsNorm { in_place } => {
-            let prelude = if in_place {
-                "// variant: in place\nfn load_x(i: u32) -> f32 {\n    return y[i];\n}\n"
-            } else {
-                "// variant: out of place\n@group(0) @binding(4) var<storage, read> x: array<f32>;\n\
-                 fn load_x(i: u32) -> f32 {\n    return x[i];\n}\n"
+        KernelFamily::RmsNorm(out) => {
+            const READ_X: &str = "@group(0) @binding(4) var<storage, read> x: array<f32>;\n\
+                                  fn load_x(i: u32) -> f32 {\n    return x[i];\n}\n";
+            const STORE: &str = "fn put(i: u32, v: f32) {\n    y[i] = v;\n}\n";
+            let prelude = match out {
+                NormOut::InPlace => {
+                    format!("// variant: in place\nfn load_x(i: u32) -> f32 {{\n    return y[i];\n}}\n{STORE}")
+                }
+                NormOut::Store => format!("// variant: out of place\n{READ_X}{STORE}"),
+                NormOut::Accumulate => {
+                    format!("// variant: accumulate\n{READ_X}fn put(i: u32, v: f32) {{\n    y[i] += v;\n}}\n")
+                }
             };
-            plain("rms_norm.wgsl", prelude, RMS_NORM)
+            plain("rms_norm.wgsl", &prelude, RMS_NORM)
         }
         KernelFamily::Elementwise(op) => {
             plain("elementwise.wgsl", &format!("// variant {op:?}\nconst OP: u32 = {}u;\n", op as u32), ELEMENTWISE)
         }
-        KernelFamily::Rope => plain("rope.wgsl", "", ROPE),
+        KernelFamily::Rope => plain("rope_angle.wgsl + rope.wgsl", ROPE_ANGLE, ROPE),
         KernelFamily::KvStore(kv) => with_kv(kv, "kv_store.wgsl", KV_STORE),
         KernelFamily::Attention(kv) => with_kv(kv, "attention.wgsl", ATTENTION),
         KernelFamily::Argmax => plain("argmax.wgsl", "", ARGMAX),
         KernelFamily::TopK => plain("top_k.wgsl", "", TOP_K),
-        KernelFamily::QkRopeStore(kv) => with_kv(kv, "qk_rope_store.wgsl", QK_ROPE_STORE),
+        KernelFamily::QkRopeStore(kv) => {
+            with_kv(kv, "rope_angle.wgsl + qk_rope_store.wgsl", &format!("{ROPE_ANGLE}\n{QK_ROPE_STORE}"))
+        }
     })
 }
 
@@ -412,11 +445,14 @@ pub fn op_families() -> Vec<KernelFamily> {
     use ElementwiseOp::*;
     use KernelFamily::*;
     let mut families = vec![
-        RmsNorm { in_place: false },
-        RmsNorm { in_place: true },
+        RmsNorm(NormOut::Store),
+        RmsNorm(NormOut::InPlace),
+        RmsNorm(NormOut::Accumulate),
         Elementwise(Add),
         Elementwise(AddBias),
         Elementwise(Swiglu),
+        Elementwise(Geglu),
+        Elementwise(Softcap),
         Rope,
         Argmax,
         TopK,

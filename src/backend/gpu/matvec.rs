@@ -27,6 +27,8 @@ pub enum MatmulOut<'a> {
     /// w holds 2h rows, gate rows then up rows (GGUF ffn_gate and ffn_up concatenated):
     /// out[t * h + r] = silu(W[r] · x[t]) * (W[h + r] · x[t]),  r < h   (silu(a) = a / (1 + exp(-a)))
     SwiGlu(&'a GpuBuffer),
+    /// As `SwiGlu` with gelu (Gemma; common.wgsl's gelu_f16_table) in place of silu.
+    GeGlu(&'a GpuBuffer),
     /// w holds widths[0] + widths[1] + widths[2] rows (attn_q, attn_k, attn_v concatenated):
     /// row r of part i goes to outs[i][t * widths[i] + r], plus bias[row] when bias is given
     /// (bias: an F32 weight with rows*cols == total rows, i.e. the three biases concatenated).
@@ -39,6 +41,7 @@ impl MatmulOut<'_> {
             MatmulOut::Store(_) => Epilogue::Store,
             MatmulOut::Accumulate(_) => Epilogue::Accumulate,
             MatmulOut::SwiGlu(_) => Epilogue::SwiGlu,
+            MatmulOut::GeGlu(_) => Epilogue::GeGlu,
             MatmulOut::Split3 { .. } => Epilogue::Split3,
         }
     }
@@ -361,10 +364,10 @@ impl GpuContext {
                 check("out", o, rows, out_offset)?;
                 Outputs { writes: vec![(2, o.buffer.clone())], bias: None, rows }
             }
-            MatmulOut::SwiGlu(o) => {
-                one_piece("SwiGlu")?;
+            MatmulOut::SwiGlu(o) | MatmulOut::GeGlu(o) => {
+                one_piece("a gated product")?;
                 if !rows.is_multiple_of(2) {
-                    return Err(invalid(format!("SwiGlu needs gate and up rows, {rows} rows is odd")));
+                    return Err(invalid(format!("a gated product needs gate and up rows, {rows} rows is odd")));
                 }
                 check("out", o, rows / 2, out_offset)?;
                 params.n_rows = as_u32(rows / 2)?;

@@ -34,8 +34,8 @@ mod weights;
 
 pub use context::{GpuContext, GpuOptions};
 pub use kernels::{
-    ElementwiseOp, Epilogue, KernelFamily, KernelKey, Variant, all_kernel_keys, matvec_item_values, op_families,
-    shader_source,
+    ElementwiseOp, Epilogue, KernelFamily, KernelKey, NormOut, Variant, all_kernel_keys, matvec_item_values,
+    op_families, shader_source,
 };
 pub use matvec::{MATVEC_WORKGROUP_SIZE, MatmulOut, MatvecOp, matvec_types};
 pub use ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};

@@ -7,7 +7,7 @@
 //! first position) lives in one small [`StepUniform`] that every op binds: a step writes it once
 //! (`StepUniform::set`, one `write_buffer`) and encodes the ops with the same `n_tokens`.
 
-use super::kernels::{ElementwiseOp, KernelFamily, KernelKey};
+use super::kernels::{ElementwiseOp, KernelFamily, KernelKey, NormOut};
 use super::weights::{GpuBuffer, GpuWeight};
 use super::{GpuContext, GpuError};
 use crate::quant::GgmlType;
@@ -223,13 +223,15 @@ impl GpuContext {
         })
     }
 
-    /// `out[out_offset + t * cols ..][..cols]` = row `ids[t]` of `table` (any weight type),
-    /// for t < n_tokens <= `max_tokens`; ids are u32 values written with
+    /// `out[out_offset + t * cols ..][..cols]` = row `ids[t]` of `table` (any weight type) times
+    /// `scale`, for t < n_tokens <= `max_tokens`; ids are u32 values written with
     /// [`GpuContext::write_u32`]; an id past the table gives a zero row. One dispatch per piece.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare_embed(
         &self,
         table: &GpuWeight,
         ids: &GpuBuffer,
+        scale: f32,
         out: &GpuBuffer,
         out_offset: usize,
         max_tokens: usize,
@@ -250,7 +252,7 @@ impl GpuContext {
                 out_offset: u32_of(&label, out_offset)?,
                 total_rows: u32_of(&label, table.rows())?,
                 first_piece: (i == 0) as u32,
-                _pad: 0,
+                scale,
             };
             let buffers = vec![(0, &piece.buffer), (1, &ids.buffer), (2, &out.buffer), (4, &step.buffer)];
             parts.push((params, buffers));
@@ -273,7 +275,40 @@ impl GpuContext {
         eps: f32,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        let key = KernelKey::op(KernelFamily::RmsNorm { in_place: false });
+        self.norm_op(NormOut::Store, x, x_offset, w, out, out_offset, max_tokens, eps, step)
+    }
+
+    /// `out[out_offset + t * d ..] += rms_norm(x[x_offset + t * d ..]) * w`: Gemma's post-norm
+    /// and residual add in one dispatch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_rms_norm_add(
+        &self,
+        x: &GpuBuffer,
+        x_offset: usize,
+        w: &GpuWeight,
+        out: &GpuBuffer,
+        out_offset: usize,
+        max_tokens: usize,
+        eps: f32,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        self.norm_op(NormOut::Accumulate, x, x_offset, w, out, out_offset, max_tokens, eps, step)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_op(
+        &self,
+        variant: NormOut,
+        x: &GpuBuffer,
+        x_offset: usize,
+        w: &GpuWeight,
+        out: &GpuBuffer,
+        out_offset: usize,
+        max_tokens: usize,
+        eps: f32,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let key = KernelKey::op(KernelFamily::RmsNorm(variant));
         let label = format!("{}:{}", key.label(), w.name());
         let wb = small_f32(&label, w)?;
         let d = w.rows() * w.cols();
@@ -298,7 +333,7 @@ impl GpuContext {
         eps: f32,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        let key = KernelKey::op(KernelFamily::RmsNorm { in_place: true });
+        let key = KernelKey::op(KernelFamily::RmsNorm(NormOut::InPlace));
         let label = format!("{}:{}", key.label(), w.name());
         let wb = small_f32(&label, w)?;
         let d = w.rows() * w.cols();
@@ -321,7 +356,7 @@ impl GpuContext {
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        self.elementwise(ElementwiseOp::Add, x, x_offset, &y.buffer, y_offset, width, max_tokens, step)
+        self.elementwise(ElementwiseOp::Add, x, x_offset, &y.buffer, y_offset, width, max_tokens, 0.0, step)
     }
 
     /// `x[x_offset + t * d + c] += b[c]` for t < n_tokens, d = the length of `b` (one F32 buffer).
@@ -335,7 +370,29 @@ impl GpuContext {
     ) -> Result<GpuOp, GpuError> {
         let label = format!("add_bias:{}", b.name());
         let bb = small_f32(&label, b)?;
-        self.elementwise(ElementwiseOp::AddBias, x, x_offset, bb, 0, b.rows() * b.cols(), max_tokens, step)
+        self.elementwise(ElementwiseOp::AddBias, x, x_offset, bb, 0, b.rows() * b.cols(), max_tokens, 0.0, step)
+    }
+
+    /// `gate[g_offset + i] = silu(gate[..]) * up[up_offset + i]` for i < n_tokens * width.
+    /// `gate[g_offset + i] = act(gate[..]) * up[up_offset + i]` for i < n_tokens * width
+    /// (`Activation::Silu`: SwiGLU; `GeluTanh`: Gemma's GeGLU).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_glu(
+        &self,
+        act: crate::backend::Activation,
+        gate: &GpuBuffer,
+        g_offset: usize,
+        up: &GpuBuffer,
+        up_offset: usize,
+        width: usize,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        let op = match act {
+            crate::backend::Activation::Silu => ElementwiseOp::Swiglu,
+            crate::backend::Activation::GeluTanh => ElementwiseOp::Geglu,
+        };
+        self.elementwise(op, gate, g_offset, &up.buffer, up_offset, width, max_tokens, 0.0, step)
     }
 
     /// `gate[g_offset + i] = silu(gate[..]) * up[up_offset + i]` for i < n_tokens * width.
@@ -350,7 +407,28 @@ impl GpuContext {
         max_tokens: usize,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
-        self.elementwise(ElementwiseOp::Swiglu, gate, g_offset, &up.buffer, up_offset, width, max_tokens, step)
+        self.prepare_glu(crate::backend::Activation::Silu, gate, g_offset, up, up_offset, width, max_tokens, step)
+    }
+
+    /// `x[x_offset + i] = cap * tanh(x[..] / cap)` for i < n_tokens * width (soft-capped logits).
+    pub fn prepare_softcap(
+        &self,
+        x: &GpuBuffer,
+        x_offset: usize,
+        width: usize,
+        cap: f32,
+        max_tokens: usize,
+        step: &StepUniform,
+    ) -> Result<GpuOp, GpuError> {
+        if !(cap.is_finite() && cap > 0.0) {
+            return Err(GpuError::Invalid(format!("softcap: cap {cap} must be a positive number")));
+        }
+        // The op reads no y; its binding still needs a buffer: one value never read.
+        let dummy = self.alloc_f32("softcap:unused", 1)?;
+        let mut op =
+            self.elementwise(ElementwiseOp::Softcap, x, x_offset, &dummy.buffer, 0, width, max_tokens, cap, step)?;
+        op.keep(dummy.buffer);
+        Ok(op)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -363,12 +441,14 @@ impl GpuContext {
         y_offset: usize,
         width: usize,
         max_tokens: usize,
+        param: f32,
         step: &StepUniform,
     ) -> Result<GpuOp, GpuError> {
         let key = KernelKey::op(KernelFamily::Elementwise(op));
         let label = key.label();
         check_len(&label, "x", x, x_offset + max_tokens * width)?;
-        if op != ElementwiseOp::AddBias && (y.size() as usize) < 4 * (y_offset + max_tokens * width) {
+        let reads_y_per_token = !matches!(op, ElementwiseOp::AddBias | ElementwiseOp::Softcap);
+        if reads_y_per_token && (y.size() as usize) < 4 * (y_offset + max_tokens * width) {
             return Err(GpuError::Invalid(format!("{label}: y holds {} bytes, too few", y.size())));
         }
         distinct(&label, &x.buffer, y)?;
@@ -376,7 +456,7 @@ impl GpuContext {
             width: u32_of(&label, width)?,
             x_offset: u32_of(&label, x_offset)?,
             y_offset: u32_of(&label, y_offset)?,
-            _pad: 0,
+            param,
         };
         let buffers = vec![(0, &x.buffer), (1, y), (3, &step.buffer)];
         let groups = Groups::PerToken { per_token: width, per_group: WG };
@@ -428,7 +508,7 @@ struct EmbedParams {
     out_offset: u32,
     total_rows: u32,
     first_piece: u32,
-    _pad: u32,
+    scale: f32,
 }
 
 #[repr(C)]
@@ -464,7 +544,7 @@ struct ElementwiseParams {
     width: u32,
     x_offset: u32,
     y_offset: u32,
-    _pad: u32,
+    param: f32,
 }
 
 #[repr(C)]

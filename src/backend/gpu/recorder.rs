@@ -7,19 +7,20 @@
 use super::matvec::MatvecOp;
 use super::ops::GpuOp;
 use super::{GpuContext, GpuError, Readback};
-use crate::backend::Counters;
+use crate::backend::{Activation, Counters};
 use std::collections::HashMap;
 
 /// What identifies a prepared op: its kind and the ids of the buffers and weights it binds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum OpKey {
     Embed { table: u32, out: u32 },
-    RmsNorm { x: u32, w: u32, out: u32, eps: u32 },
+    RmsNorm { x: u32, w: u32, out: u32, eps: u32, accumulate: bool },
     Matmul { w: u32, x: u32, out: u32, accumulate: bool },
     MatmulQkv { w: u32, bias: Option<u32>, x: u32, q: u32, k: u32, v: u32 },
-    MatmulSwiglu { w: u32, x: u32, out: u32 },
+    MatmulGlu { w: u32, x: u32, out: u32, act: Activation },
     AddBias { x: u32, b: u32 },
-    Swiglu { gate: u32, up: u32, width: u32 },
+    Glu { gate: u32, up: u32, width: u32, act: Activation },
+    Softcap { x: u32, width: u32, cap: u32 },
     RopeStore { q: u32, k: u32, v: u32, cache: u32, layer: u32, norms: Option<(u32, u32)> },
     Attention { q: u32, cache: u32, layer: u32, out: u32 },
     Argmax { x: u32, offset: u32, len: u32 },
