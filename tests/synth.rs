@@ -313,3 +313,49 @@ fn a_type_whose_blocks_do_not_fit_a_row_is_an_error_or_falls_back_as_llama_quant
         assert!(matches!(synth_model_with(SynthArch::Llama, &c, ty, 1), Err(QuantError::NotApplicable(_))), "{ty}");
     }
 }
+
+/// The golden rows of the goldens' second sequence (8 positions) of a variant's F32 model.
+fn golden_rows(arch: SynthArch) -> Vec<f32> {
+    let golden = std::fs::read(goldens_dir().join(format!("{}-F32.logits.f32.bin", arch.name()))).unwrap();
+    f32s(&golden)[512..].to_vec()
+}
+
+/// Each feature a variant exists for shows in llama.cpp's logits: the golden matches the model
+/// with the feature and is far from the same weights without it. So llama.cpp applied it when
+/// the goldens were made, and the parity tests would catch an engine that does not.
+#[test]
+fn each_variant_feature_shows_in_its_golden() {
+    type Without = fn(&mut SynthConfig);
+    let cases: [(SynthArch, &str, Without); 7] = [
+        (SynthArch::Qwen2Yarn, "YaRN", |c| c.metadata.clear()),
+        (SynthArch::Gemma2, "the sliding window", |c| {
+            c.metadata.retain(|(k, _)| *k != "attention.sliding_window");
+            c.metadata.push(("attention.sliding_window", pocketllm::gguf::Value::U32(64)));
+        }),
+        (SynthArch::Gemma2, "the soft caps", |c| {
+            c.metadata.retain(|(k, _)| !k.ends_with("softcapping"));
+            c.metadata.push(("attn_logit_softcapping", pocketllm::gguf::Value::F32(1e4)));
+            c.metadata.push(("final_logit_softcapping", pocketllm::gguf::Value::F32(1e4)));
+        }),
+        (SynthArch::Gemma3, "the local layers' own rope", |c| {
+            c.metadata.retain(|(k, _)| !k.starts_with("rope.scaling"));
+            c.rope_base = 10000.0;
+        }),
+        (SynthArch::Gemma3, "the window pattern", |c| {
+            c.metadata.retain(|(k, _)| *k != "attention.sliding_window_pattern")
+        }),
+        (SynthArch::Phi3, "LongRoPE", |c| c.long_rope = false),
+        (SynthArch::Phi4, "partial rotary", |c| c.n_rot = None),
+    ];
+    let tokens = [354, 288, 77, 319, 359, 500, 354, 12];
+    for (arch, feature, without) in cases {
+        let rows = golden_rows(arch);
+        let with = logits(&synth_model(arch, GgmlType::F32, GOLDEN_SEED), &tokens);
+        let mut config = arch.config();
+        without(&mut config);
+        let bytes = synth_model_with(arch, &config, GgmlType::F32, GOLDEN_SEED).unwrap();
+        let (d_with, d_without) = (max_abs_diff(&with, &rows), max_abs_diff(&logits(&bytes, &tokens), &rows));
+        eprintln!("{}: max |Δlogit| to llama.cpp {d_with:.1e} with {feature}, {d_without:.3} without", arch.name());
+        assert!(d_with < 1e-3 && d_without > 0.05, "{}: {feature}: with {d_with}, without {d_without}", arch.name());
+    }
+}

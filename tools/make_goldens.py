@@ -148,7 +148,7 @@ def main():
     summary, refused = [], []
     for path in sorted(glob.glob(os.path.join(args.models, "*.gguf"))):
         stem = os.path.basename(path)[: -len(".gguf")]
-        variant, ty = stem.split("-", 1)
+        variant, ty = stem.rsplit("-", 1)
         arch = gguf.GGUFReader(path).fields["general.architecture"].contents()
         try:
             logits, seqs, n_vocab = run(path)

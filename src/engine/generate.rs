@@ -31,8 +31,12 @@ impl<B: Backend> Engine<B> {
         }
 
         // Keep the longest common prefix already in the cache; at least one token must be
-        // processed to get logits for the next one.
-        let reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        // processed to get logits for the next one. A sliding-window model's ring caches may no
+        // longer hold the window before that prefix's end: then start over.
+        let mut reused = common_prefix(&self.cached, prompt).min(prompt.len() - 1);
+        if !self.model.can_resume_at(reused) {
+            reused = 0;
+        }
         self.cached.truncate(reused);
         let mut sampler = Sampler::new(opts.sampler());
         let mut history = prompt.to_vec();

@@ -206,23 +206,21 @@ fn softcap(md: &Metadata, key: &str, default: f32) -> Result<f32> {
 }
 
 /// The sliding window, or `None` (no local layers) when the key is absent without a default
-/// or 0. A window longer than the training context is an error naming the key.
+/// or 0. A file's window longer than the training context is an error naming the key (the
+/// family's default is what llama.cpp assumes, and acts as global attention on short models).
 fn window(md: &Metadata, key: &str, default: Option<usize>, s: &Shape) -> Result<Option<usize>> {
-    let w = match md.get(key) {
-        None => default,
-        Some(v) => Some(
-            v.as_i64()
-                .and_then(|v| usize::try_from(v).ok())
-                .ok_or_else(|| Error::InvalidModel(format!("{key} is not a non-negative integer")))?,
-        ),
-    };
+    let Some(v) = md.get(key) else { return Ok(default) };
+    let w = v
+        .as_i64()
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| Error::InvalidModel(format!("{key} is not a non-negative integer")))?;
     match w {
-        Some(0) | None => Ok(None),
-        Some(w) if w > s.n_ctx_train => Err(Error::InvalidModel(format!(
+        0 => Ok(None),
+        w if w > s.n_ctx_train => Err(Error::InvalidModel(format!(
             "{key} is {w}, longer than the {} positions the model was trained for",
             s.n_ctx_train
         ))),
-        Some(w) => Ok(Some(w)),
+        w => Ok(Some(w)),
     }
 }
 

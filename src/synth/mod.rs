@@ -18,34 +18,16 @@
 //! [`synth_model_with`] builds any [`SynthConfig`], such as the benchmark-sized
 //! [`SynthConfig::smollm2_135m`], whose 576-wide rows K-quants store as llama-quantize does.
 
+mod arch;
 mod rope;
 pub mod vocab;
 
+pub use arch::{LLAMA3_ROPE, SynthArch};
 pub use rope::Llama3Rope;
 
 use crate::gguf::{GgufWriter, Value};
 use crate::quant::{GgmlType, QuantError};
 use crate::sampler::Rng;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SynthArch {
-    /// Untied `output.weight`, GQA, RoPE "normal" (adjacent pairs), theta 1e4, eps 1e-5.
-    Llama,
-    /// Q/K/V biases, tied embeddings, RoPE NeoX, theta 1e6, eps 1e-6.
-    Qwen2,
-    /// Per-head q_norm/k_norm, heads × head_dim (512) ≠ hidden (256), tied, theta 1e6.
-    Qwen3,
-    /// Llama 3 style: GGUF architecture `llama` with Llama 3.1's rope scaling baked into a
-    /// `rope_freqs.weight` tensor, scaled down so that it matters within a few positions (an
-    /// original context of 32, see [`LLAMA3_ROPE`]); untied output, 8 query heads on 2 KV heads
-    /// (64 wide, so q is 512 wide on a 256-wide model), FFN 768, theta 5e5.
-    Llama3,
-}
-
-/// The rope scaling of [`SynthArch::Llama3`]: Llama 3.1's, with an original context of 32
-/// positions instead of 8192, so that with theta 5e5 and 64-wide heads pair 0 keeps factor 1,
-/// pairs 1–3 are smoothed and pairs 4–31 get factor 8.
-pub const LLAMA3_ROPE: Llama3Rope = Llama3Rope { original_context: 32, ..Llama3Rope::LLAMA_3_1 };
 
 /// Hyper-parameters of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +53,17 @@ pub struct SynthConfig {
     /// fallback type (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), as real K-quant files of
     /// narrow models are; otherwise such a type is an error.
     pub kquant_fallback: bool,
+    /// Norms of the attention and feed-forward outputs (Gemma's `post_attention_norm`,
+    /// `post_ffw_norm`).
+    pub post_norms: bool,
+    /// q/k/v stored as one `attn_qkv` and gate/up as one `ffn_up` of twice the rows (Phi-3).
+    pub fused_projections: bool,
+    /// Rotated dimensions per head (`rope.dimension_count`); `None`: all of them.
+    pub n_rot: Option<usize>,
+    /// LongRoPE's `rope_factors_long` / `rope_factors_short` tensors (Phi-3).
+    pub long_rope: bool,
+    /// More `{arch}.*` keys (soft caps, windows, rope scaling), without the arch prefix.
+    pub metadata: Vec<(&'static str, Value)>,
 }
 
 impl SynthConfig {
@@ -96,6 +89,11 @@ impl SynthConfig {
             tied_output: true,
             llama3_rope: None,
             kquant_fallback: true,
+            post_norms: false,
+            fused_projections: false,
+            n_rot: None,
+            long_rope: false,
+            metadata: Vec::new(),
         }
     }
 }
@@ -120,67 +118,6 @@ pub const SYNTH_TYPES: [GgmlType; 13] = [
 
 /// The seed the committed goldens use.
 pub const GOLDEN_SEED: u64 = 1;
-
-impl SynthArch {
-    pub const ALL: [SynthArch; 4] = [SynthArch::Llama, SynthArch::Qwen2, SynthArch::Qwen3, SynthArch::Llama3];
-
-    /// The variant's name: file stems (`{name}-{TYPE}.gguf`) and the goldens use it.
-    /// Unique per variant; equal to [`Self::gguf_arch`] except for `llama3`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SynthArch::Llama => "llama",
-            SynthArch::Qwen2 => "qwen2",
-            SynthArch::Qwen3 => "qwen3",
-            SynthArch::Llama3 => "llama3",
-        }
-    }
-
-    /// The GGUF `general.architecture` string (`llama` for Llama 3 too, as in real files).
-    pub fn gguf_arch(self) -> &'static str {
-        match self {
-            SynthArch::Llama | SynthArch::Llama3 => "llama",
-            SynthArch::Qwen2 => "qwen2",
-            SynthArch::Qwen3 => "qwen3",
-        }
-    }
-
-    /// The variant called `name` (see [`Self::name`]).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.name() == name)
-    }
-
-    pub fn config(self) -> SynthConfig {
-        let base = SynthConfig {
-            hidden: 256,
-            n_layer: 2,
-            n_head: 4,
-            n_head_kv: 2,
-            head_dim: 64,
-            ffn: 512,
-            vocab: 512,
-            context: 256,
-            rope_base: 10000.0,
-            rms_eps: 1e-5,
-            qkv_bias: false,
-            qk_norm: false,
-            tied_output: false,
-            llama3_rope: None,
-            kquant_fallback: false,
-        };
-        match self {
-            SynthArch::Llama => base,
-            SynthArch::Qwen2 => {
-                SynthConfig { rope_base: 1e6, rms_eps: 1e-6, qkv_bias: true, tied_output: true, ..base }
-            }
-            SynthArch::Qwen3 => {
-                SynthConfig { head_dim: 128, rope_base: 1e6, rms_eps: 1e-6, qk_norm: true, tied_output: true, ..base }
-            }
-            SynthArch::Llama3 => {
-                SynthConfig { n_head: 8, ffn: 768, rope_base: 500000.0, llama3_rope: Some(LLAMA3_ROPE), ..base }
-            }
-        }
-    }
-}
 
 /// `synth_model` for types that may not be supported: the error says which type failed.
 pub fn try_synth_model(arch: SynthArch, ty: GgmlType, seed: u64) -> Result<Vec<u8>, QuantError> {
@@ -217,10 +154,13 @@ pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u6
         .set(&format!("{a}.attention.head_count_kv"), u32v(c.n_head_kv))
         .set(&format!("{a}.attention.key_length"), u32v(c.head_dim))
         .set(&format!("{a}.attention.value_length"), u32v(c.head_dim))
-        .set(&format!("{a}.rope.dimension_count"), u32v(c.head_dim))
+        .set(&format!("{a}.rope.dimension_count"), u32v(c.n_rot.unwrap_or(c.head_dim)))
         .set(&format!("{a}.rope.freq_base"), Value::F32(c.rope_base))
         .set(&format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(c.rms_eps))
         .set(&format!("{a}.vocab_size"), u32v(c.vocab));
+    for (k, v) in &c.metadata {
+        w.set(&format!("{a}.{k}"), v.clone());
+    }
     vocab::add_vocab(&mut w, c.vocab);
 
     let (h, q, kv, ffn, nv) = (c.hidden, c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.ffn, c.vocab);
@@ -230,13 +170,25 @@ pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u6
         let factors = rope.freq_factors(c.head_dim, c.rope_base);
         tensors.push(("rope_freqs.weight".into(), vec![factors.len() as u64], Init::Given(factors)));
     }
+    if c.long_rope {
+        // Shaped like Phi-3.5's: long factors growing to ~12, short ones barely above 1.
+        let pairs = c.n_rot.unwrap_or(c.head_dim) / 2;
+        let long = (0..pairs).map(|i| 1.0 + 0.5 * i as f32).collect();
+        let short = (0..pairs).map(|i| 1.0 + 0.0625 * (i % 4) as f32).collect();
+        tensors.push(("rope_factors_long.weight".into(), vec![pairs as u64], Init::Given(long)));
+        tensors.push(("rope_factors_short.weight".into(), vec![pairs as u64], Init::Given(short)));
+    }
     tensors.push(("token_embd.weight".into(), dims(h, nv), Init::Matrix));
     for l in 0..c.n_layer {
         let b = |n: &str| format!("blk.{l}.{n}");
         tensors.push((b("attn_norm.weight"), vec![h as u64], Init::Norm));
-        tensors.push((b("attn_q.weight"), dims(h, q), Init::Matrix));
-        tensors.push((b("attn_k.weight"), dims(h, kv), Init::Matrix));
-        tensors.push((b("attn_v.weight"), dims(h, kv), Init::Matrix));
+        if c.fused_projections {
+            tensors.push((b("attn_qkv.weight"), dims(h, q + 2 * kv), Init::Matrix));
+        } else {
+            tensors.push((b("attn_q.weight"), dims(h, q), Init::Matrix));
+            tensors.push((b("attn_k.weight"), dims(h, kv), Init::Matrix));
+            tensors.push((b("attn_v.weight"), dims(h, kv), Init::Matrix));
+        }
         if c.qkv_bias {
             tensors.push((b("attn_q.bias"), vec![q as u64], Init::Bias));
             tensors.push((b("attn_k.bias"), vec![kv as u64], Init::Bias));
@@ -247,10 +199,20 @@ pub fn synth_model_with(arch: SynthArch, c: &SynthConfig, ty: GgmlType, seed: u6
             tensors.push((b("attn_k_norm.weight"), vec![c.head_dim as u64], Init::Norm));
         }
         tensors.push((b("attn_output.weight"), dims(q, h), Init::Matrix));
+        if c.post_norms {
+            tensors.push((b("post_attention_norm.weight"), vec![h as u64], Init::Norm));
+        }
         tensors.push((b("ffn_norm.weight"), vec![h as u64], Init::Norm));
-        tensors.push((b("ffn_gate.weight"), dims(h, ffn), Init::Matrix));
-        tensors.push((b("ffn_up.weight"), dims(h, ffn), Init::Matrix));
+        if c.fused_projections {
+            tensors.push((b("ffn_up.weight"), dims(h, 2 * ffn), Init::Matrix));
+        } else {
+            tensors.push((b("ffn_gate.weight"), dims(h, ffn), Init::Matrix));
+            tensors.push((b("ffn_up.weight"), dims(h, ffn), Init::Matrix));
+        }
         tensors.push((b("ffn_down.weight"), dims(ffn, h), Init::Matrix));
+        if c.post_norms {
+            tensors.push((b("post_ffw_norm.weight"), vec![h as u64], Init::Norm));
+        }
     }
     tensors.push(("output_norm.weight".into(), vec![h as u64], Init::Norm));
     if !c.tied_output {
