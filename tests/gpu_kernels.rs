@@ -438,11 +438,31 @@ enum Stage {
     Store,
     Accumulate,
     SwiGlu,
+    GeGlu,
     Split3 { bias: bool },
 }
 
-const STAGES: [Stage; 5] =
-    [Stage::Store, Stage::Accumulate, Stage::SwiGlu, Stage::Split3 { bias: false }, Stage::Split3 { bias: true }];
+const STAGES: [Stage; 6] = [
+    Stage::Store,
+    Stage::Accumulate,
+    Stage::SwiGlu,
+    Stage::GeGlu,
+    Stage::Split3 { bias: false },
+    Stage::Split3 { bias: true },
+];
+
+/// The largest slope of GELU (tanh form): 1.13 near x = 2.4.
+const GELU_SLOPE: f64 = 1.13;
+
+/// GeGLU's gate goes through f16 twice (ggml's table, imitated by both sides): a GPU gate
+/// within `ba` of the exact `a` may round to the neighbouring f16 (half an f16 ulp, 2^-11
+/// relatively, away), moving gelu by the slope times that plus ba, and gelu's own f16 rounding
+/// may flip too (2^-10 of it); tanh in WGSL is allowed more error than libm's, well under this.
+fn gelu_tolerance(a: f64, ba: f64, u: f64, bu: f64) -> f64 {
+    let g = pocketllm::backend::cpu::gelu_f16_table(a as f32) as f64;
+    let gate_err = GELU_SLOPE * (ba + a.abs() / 2048.0) + g.abs() / 1024.0;
+    gate_err * (u.abs() + bu) + g.abs() * bu
+}
 
 /// Split3's q, k, v widths (67 rows, none a multiple of 64).
 const QKV: [usize; 3] = [40, 16, 11];
@@ -504,6 +524,12 @@ impl Product<'_> {
                     + (s.abs() + SILU_SLOPE * ba) * (u.abs() + bu) * silu_rel_error(a, ba);
                 (s * u, tol)
             }
+            Stage::GeGlu => {
+                let h = self.deq.len() / self.cols / 2;
+                let ((a, ba), (u, bu)) = (self.dot(r, t), self.dot(h + r, t));
+                let g = pocketllm::backend::cpu::gelu_f16_table(a as f32) as f64;
+                (g * u, gelu_tolerance(a, ba, u, bu))
+            }
             Stage::Split3 { bias: with } => {
                 let (y, b) = self.dot(r, t);
                 let bias = if with { bias[r] as f64 } else { 0.0 };
@@ -527,12 +553,12 @@ fn matmul_type(ctx: &GpuContext, ty: GgmlType, seed: u64) -> f64 {
     let bias = ctx.upload_weight("bias", GgmlType::F32, 1, 67, &f32_bytes(&bias_values)).unwrap();
     let mut worst = 0f64;
     for stage in STAGES {
-        let rows = if stage == Stage::SwiGlu { 74 } else { 67 };
+        let rows = if matches!(stage, Stage::SwiGlu | Stage::GeGlu) { 74 } else { 67 };
         let (bytes, deq) = random_weights(ty, rows, cols, &mut rng);
         let w = ctx.upload_weight("w", ty, rows, cols, &bytes).unwrap();
         let widths: Vec<usize> = match stage {
             Stage::Split3 { .. } => QKV.to_vec(),
-            Stage::SwiGlu => vec![rows / 2],
+            Stage::SwiGlu | Stage::GeGlu => vec![rows / 2],
             _ => vec![rows],
         };
         // Three extra values past the last token's rows must stay untouched too.
@@ -542,6 +568,7 @@ fn matmul_type(ctx: &GpuContext, ty: GgmlType, seed: u64) -> f64 {
             Stage::Store => MatmulOut::Store(&outs[0]),
             Stage::Accumulate => MatmulOut::Accumulate(&outs[0]),
             Stage::SwiGlu => MatmulOut::SwiGlu(&outs[0]),
+            Stage::GeGlu => MatmulOut::GeGlu(&outs[0]),
             Stage::Split3 { bias: with } => {
                 MatmulOut::Split3 { outs: [&outs[0], &outs[1], &outs[2]], widths: QKV, bias: with.then_some(&bias) }
             }
@@ -551,6 +578,7 @@ fn matmul_type(ctx: &GpuContext, ty: GgmlType, seed: u64) -> f64 {
             Stage::Store => String::new(),
             Stage::Accumulate => "_accumulate".into(),
             Stage::SwiGlu => "_swiglu".into(),
+            Stage::GeGlu => "_geglu".into(),
             Stage::Split3 { .. } => "_split3".into(),
         };
         let rpi = match variant {

@@ -158,3 +158,79 @@ fn an_impossible_context_is_an_error() {
         assert_eq!(err.code(), "model_too_large", "{err}");
     }
 }
+
+/// The new families' keys checked as llama.cpp would need them: a typed `bad_gguf` error that
+/// names the key or tensor, never a panic or NaN logits.
+#[test]
+fn inconsistent_family_keys_are_errors_naming_the_key() {
+    let set = |arch: SynthArch, key: &'static str, v: Value| {
+        rewrite(
+            &synth_model(arch, GgmlType::Q8_0, 3),
+            |k, old| Some(if k == key { v.clone() } else { old.clone() }),
+            keep_tensor,
+        )
+    };
+    for (bytes, key) in [
+        (set(SynthArch::Gemma2, "gemma2.attn_logit_softcapping", Value::F32(0.0)), "gemma2.attn_logit_softcapping"),
+        (
+            set(SynthArch::Gemma2, "gemma2.final_logit_softcapping", Value::F32(f32::NAN)),
+            "gemma2.final_logit_softcapping",
+        ),
+        (
+            set(SynthArch::Gemma3, "gemma3.attention.sliding_window", Value::U32(100_000)),
+            "gemma3.attention.sliding_window",
+        ),
+        (set(SynthArch::Gemma2, "gemma2.attention.sliding_window", Value::I32(-4)), "gemma2.attention.sliding_window"),
+        (set(SynthArch::Qwen2Yarn, "qwen2.rope.scaling.factor", Value::F32(-2.0)), "qwen2.rope.scaling.factor"),
+        (set(SynthArch::Phi3, "phi3.rope.scaling.attn_factor", Value::F32(0.0)), "phi3.rope.scaling.attn_factor"),
+        (set(SynthArch::Phi4, "phi3.rope.dimension_count", Value::U32(47)), "phi3.rope.dimension_count"),
+    ] {
+        let e = load(&bytes).err().unwrap_or_else(|| panic!("{key}: loaded"));
+        assert_eq!(e.code(), "bad_gguf", "{key}: {e}");
+        assert!(e.to_string().contains(key), "{key}: {e}");
+    }
+
+    // LongRoPE factors of the wrong length: one value short.
+    let base = synth_model(SynthArch::Phi3, GgmlType::Q8_0, 3);
+    let g = Gguf::parse(&base).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &g.metadata.entries {
+        w.set(k, v.clone());
+    }
+    for t in &g.tensors {
+        let mut data = g.tensor_bytes(&base, t).to_vec();
+        let mut dims = t.dims.clone();
+        if t.name == "rope_factors_short.weight" {
+            data.truncate(data.len() - 4);
+            dims[0] -= 1;
+        }
+        w.add_tensor(&t.name, &dims, t.ty, data);
+    }
+    let e = load(&w.to_bytes()).err().unwrap();
+    assert!(e.code() == "bad_gguf" && e.to_string().contains("rope_factors_short.weight"), "{e}");
+}
+
+/// A sliding-window layer keeps a ring of window + batch - 1 positions: a pass may resume at a
+/// position whose window is still in the ring, and gets the logits of a whole-prompt pass; one
+/// further back is a typed error (the engine then starts over from 0), and the model stays
+/// usable.
+#[test]
+fn sliding_window_rings_resume_only_where_they_hold_the_window() {
+    let bytes = synth_model(SynthArch::Gemma2, GgmlType::F32, 2);
+    let g = Gguf::parse(&bytes).unwrap();
+    let opts = ModelOptions { context_length: 64, batch_size: 3, ..Default::default() };
+    let mut m = Model::load(&g, &bytes, CpuBackend::new(1).unwrap(), &opts).unwrap();
+    let prompt: Vec<u32> = (0..20).map(|i| (i * 37 % 500 + 3) as u32).collect();
+    let whole = m.forward(&prompt, 0, Logits::Last).unwrap();
+    // Window 4, ring 4 + 3 - 1 = 6: after 20 positions the ring holds 14..20.
+    assert!(m.can_resume_at(17) && !m.can_resume_at(16) && m.can_resume_at(0));
+    let resumed = m.forward(&prompt[17..], 17, Logits::Last).unwrap();
+    assert_eq!(resumed, whole, "resuming within the ring");
+    let e = m.forward(&prompt[10..], 10, Logits::Last).unwrap_err();
+    assert_eq!(e.code(), "invalid_argument", "{e}");
+    assert_eq!(m.forward(&prompt, 0, Logits::Last).unwrap(), whole, "from 0 again");
+    // The ring is 6 of 64 positions on the local layer: the cache is ~55% of a full one.
+    let full = 2 * 64 * 2 * 128 * 4;
+    assert_eq!(m.kv_cache_bytes(), (64 + 6) * 2 * 128 * 4);
+    assert!(m.kv_cache_bytes() < full);
+}
