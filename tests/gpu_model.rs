@@ -42,7 +42,8 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn a_decode_step_is_one_submit_of_eight_dispatches_per_layer_and_a_four_byte_readback() {
-    for arch in [SynthArch::Llama, SynthArch::Llama3, SynthArch::Qwen2, SynthArch::Qwen3] {
+    let archs = [SynthArch::Llama, SynthArch::Llama3, SynthArch::Qwen2, SynthArch::Qwen3, SynthArch::Qwen2Yarn];
+    for arch in archs.into_iter().chain([SynthArch::Phi3, SynthArch::Phi4, SynthArch::Gemma2, SynthArch::Gemma3]) {
         let Some(backend) = gpu() else { return };
         let bytes = synth_model(arch, GgmlType::Q4_0, 7);
         let mut model = load(&bytes, backend, &ModelOptions::default());
@@ -56,8 +57,14 @@ fn a_decode_step_is_one_submit_of_eight_dispatches_per_layer_and_a_four_byte_rea
         let name = arch.name();
         assert_eq!(step.submits, 1, "{name}: {step:?}");
         // norm, qkv (+bias), rope+store, attention, o+residual, norm, gate/up+swiglu,
-        // down+residual per layer; embed, final norm, output head, argmax.
-        assert_eq!(step.dispatches, 8 * n_layer + 4, "{name}: {step:?}");
+        // down+residual per layer; embed, final norm, output head, argmax. Phi-3 the same
+        // (its fused tensors load as the fused forms). Gemma: o and down store, then each
+        // output's post-norm adds to the residual (two more per layer), and the logits' soft
+        // cap where the model has one (one more per step).
+        let gemma = matches!(arch, SynthArch::Gemma2 | SynthArch::Gemma3);
+        let per_layer = if gemma { 10 } else { 8 };
+        let softcap = model.config.block.final_softcap.is_some() as u64;
+        assert_eq!(step.dispatches, per_layer * n_layer + 4 + softcap, "{name}: {step:?}");
         assert_eq!(step.bytes_read, 4, "{name}: one token id");
         assert_eq!(step.bytes_written, 16 + 4, "{name}: the step uniform and one token id");
         // Everything was prepared at load: the prompt and the decode step made nothing new.

@@ -477,15 +477,19 @@ fn argmax_ties_nans_and_long_rows() {
 
 /// The top-k kernel returns exactly `sampler::top_candidates`' set (same ids, same raw logit
 /// bits) on rows with ties straddling the cut, NaN, infinities and -0.0, for k below, at and
-/// past the row's length, at offsets into a larger buffer.
+/// past the row's length, at offsets into a larger buffer; rows longer than two chunks (Qwen's
+/// 151 936 and Gemma's 262 144 logits, ties across chunk boundaries) through the two-pass form.
 #[test]
 fn top_k_selects_what_the_sampler_ranks_first() {
     let Some(g) = Gpu::new(&GpuOptions::default()) else { return };
     let mut rng = Rng(21);
     let mut rows: Vec<Vec<f32>> = Vec::new();
-    for len in [1usize, 7, 300, 4099, 151_936] {
+    for len in [1usize, 7, 300, 4099, 151_936, 262_144] {
         rows.push(rng.vec(len, 8.0));
     }
+    // Ties in every chunk: 262 144 values of 17 levels, the top level in many chunks.
+    rows.push((0..262_144).map(|i| ((i * 7919) % 17) as f32).collect());
+    rows.push(vec![-3.0; 40_000]);
     // Many equal values around the cut: only the lowest ids of the tie may be taken.
     let mut ties: Vec<f32> = rng.vec(5000, 1.0).iter().map(|v| (v * 4.0).round()).collect();
     ties[4321] = f32::INFINITY;
@@ -518,6 +522,8 @@ fn top_k_selects_what_the_sampler_ranks_first() {
         let xb = g.buf(&padded);
         for k in [1usize, 40, 64, 1024, 1100] {
             let op = g.ctx.prepare_top_k(&xb, off, row.len(), k, &outb).unwrap();
+            let two_pass = row.len() > 2 * pocketllm::backend::gpu::top_k_chunk(k);
+            assert_eq!(op.dispatches(), 1 + two_pass as usize, "len {} k {k}", row.len());
             g.run(&[&op], 1, 0);
             let n = k.min(row.len());
             let words: Vec<u32> = g.read(&outb, 2 * n).iter().map(|w| w.to_bits()).collect();

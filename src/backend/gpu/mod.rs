@@ -38,7 +38,7 @@ pub use kernels::{
     op_families, shader_source,
 };
 pub use matvec::{MATVEC_WORKGROUP_SIZE, MatmulOut, MatvecOp, matvec_types};
-pub use ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform};
+pub use ops::{ATTENTION_MAX_HEAD_DIM, GpuOp, StepUniform, top_k_chunk};
 pub use readback::Readback;
 pub use weights::{GpuBuffer, GpuWeight, WeightUpload};
 

@@ -477,7 +477,9 @@ impl GpuContext {
     }
 
     /// The `k` most likely of `x[offset .. offset + len]` as (index, logit bits) pairs in
-    /// `out[..2 * min(k, len)]` (`shaders/top_k.wgsl`): what sampling reads back.
+    /// `out[..2 * min(k, len)]` (`shaders/top_k.wgsl`): what sampling reads back. A row longer
+    /// than two chunks ([`top_k_chunk`]) is selected in two dispatches: the k best of each
+    /// chunk in parallel workgroups, then the k best of those.
     pub fn prepare_top_k(
         &self,
         x: &GpuBuffer,
@@ -491,10 +493,37 @@ impl GpuContext {
         check_len(&label, "x", x, offset + len)?;
         check_len(&label, "out", out, 2 * k)?;
         distinct(&label, &x.buffer, &out.buffer)?;
-        let params =
-            TopKParams { offset: u32_of(&label, offset)?, len: u32_of(&label, len)?, k: u32_of(&label, k)?, _pad: 0 };
-        let buffers = vec![(0, &x.buffer), (1, &out.buffer)];
-        self.build_op(key, label, 2, &[(params, buffers)], Groups::Fixed(1), 1)
+        let chunk = top_k_chunk(k);
+        let chunks = len.div_ceil(chunk);
+        let one_pass = chunks <= 2;
+        let params = |len: usize, chunk: usize, from_cand: bool| -> Result<TopKParams, GpuError> {
+            Ok(TopKParams {
+                offset: u32_of(&label, if from_cand { 0 } else { offset })?,
+                len: u32_of(&label, len)?,
+                k: u32_of(&label, k)?,
+                chunk: u32_of(&label, chunk)?,
+                from_cand: from_cand as u32,
+                _pad: [0; 3],
+            })
+        };
+        // Inputs a dispatch does not read still need bound buffers: one value never read.
+        let dummy = self.alloc_f32("top_k:unused", 1)?;
+        if one_pass {
+            let buffers = vec![(0, &x.buffer), (1, &out.buffer), (3, &dummy.buffer)];
+            let mut op =
+                self.build_op(key, label.clone(), 2, &[(params(len, len, false)?, buffers)], Groups::Fixed(1), 1)?;
+            op.keep(dummy.buffer);
+            return Ok(op);
+        }
+        let cand = self.alloc_f32("top_k:candidates", 2 * k * chunks)?;
+        let parts = [
+            (params(len, chunk, false)?, vec![(0, &x.buffer), (1, &cand.buffer), (3, &dummy.buffer)]),
+            (params(k * chunks, 0, true)?, vec![(0, &dummy.buffer), (1, &out.buffer), (3, &cand.buffer)]),
+        ];
+        let mut op = self.build_op(key, label, 2, &parts, Groups::Fixed(chunks), 1)?;
+        op.keep(dummy.buffer);
+        op.keep(cand.buffer);
+        Ok(op)
     }
 }
 
@@ -561,5 +590,14 @@ struct TopKParams {
     offset: u32,
     len: u32,
     k: u32,
-    _pad: u32,
+    chunk: u32,
+    from_cand: u32,
+    _pad: [u32; 3],
+}
+
+/// Values per workgroup of the top-k kernel's first pass for `k` candidates: at least 4096 (a
+/// workgroup of 256 then walks 16 values per pass) and 16 k, so the second pass has at most a
+/// sixteenth of the row to select from. A 262 144-token row with k = 64 takes 64 workgroups.
+pub fn top_k_chunk(k: usize) -> usize {
+    (16 * k).max(4096)
 }
