@@ -107,7 +107,13 @@ fn gemma3_vocabulary_encodes_like_hugging_face_and_loads_fast() {
     let Some(path) = tokenizer_json() else { return };
     let Some(expected) = common::read_fixture("tokenizer/hf/gemma3.expected.json") else { return };
     let expected: Json = serde_json::from_slice(&expected).unwrap();
-    let tj: Json = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let raw = std::fs::read(path).unwrap();
+    let sha: String = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(&raw).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    assert_eq!(sha, expected["tokenizer_json_sha256"].as_str().unwrap(), "the file the expectations were made from");
+    let tj: Json = serde_json::from_slice(&raw).unwrap();
     let md = gguf_vocab(&tj);
 
     let t0 = std::time::Instant::now();
