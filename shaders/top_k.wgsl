@@ -120,11 +120,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             return; // whole workgroup
         }
     } else {
-        base = wid.x * p.chunk;
-        if (base >= p.len) {
+        // From a uniform value: barriers follow, and a private variable is never uniform.
+        let first = wid.x * p.chunk;
+        if (first >= p.len) {
             return;
         }
-        n = min(p.chunk, p.len - base);
+        base = first;
+        n = min(p.chunk, p.len - first);
         ob = 2u * p.k * wid.x;
         // Slots this chunk cannot fill lose to every value (a -inf key, the highest index).
         for (var j = n + lid; j < p.k; j += WG) {
