@@ -271,6 +271,15 @@ fn special_tokens_and_eog() {
         let ids = tok.encode(t, false, true);
         assert!(ids.len() == 1 && tok.is_eog(ids[0]), "{t}");
     }
+
+    // Phi-3's turns end at <|end|> (Gemma's <end_of_turn>: tests/gemma_vocab.rs); <|assistant|>
+    // is a control token that does not end generation.
+    let Some(md) = metadata("phi-3") else { return };
+    let tok = Tokenizer::from_metadata(&md).unwrap();
+    let end = tok.encode("<|end|>", false, true);
+    assert!(end.len() == 1 && tok.is_eog(end[0]), "<|end|> ends a Phi-3 turn");
+    let assistant = tok.encode("<|assistant|>", false, true);
+    assert!(assistant.len() == 1 && !tok.is_eog(assistant[0]));
 }
 
 #[test]

@@ -2,14 +2,20 @@
 // a Web Worker, so this thread only updates the page). `?model=<url>` preselects a model URL.
 import { createEngine, listCachedModels, deleteCachedModel, resolveModelUrl } from 'pocketllm';
 
-// Small GGUF models on Hugging Face, sizes as downloaded.
+// Small GGUF models on Hugging Face, sizes as downloaded; `approx` where the size was read off
+// a third-party listing rather than the file itself (not checked here: no Hub on this machine).
 const MODELS = [
   { spec: 'hf:ggml-org/models/tinyllamas/stories260K.gguf', name: 'stories260K (tiny story model)', mb: 1.2 },
   { spec: 'hf:bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q8_0.gguf', name: 'SmolLM2 135M Instruct Q8_0', mb: 145 },
   { spec: 'hf:bartowski/SmolLM2-360M-Instruct-GGUF/SmolLM2-360M-Instruct-Q8_0.gguf', name: 'SmolLM2 360M Instruct Q8_0', mb: 386 },
   { spec: 'hf:bartowski/Qwen2.5-0.5B-Instruct-GGUF/Qwen2.5-0.5B-Instruct-Q4_K_M.gguf', name: 'Qwen2.5 0.5B Instruct Q4_K_M', mb: 398 },
   { spec: 'hf:bartowski/Llama-3.2-1B-Instruct-GGUF/Llama-3.2-1B-Instruct-Q4_K_M.gguf', name: 'Llama 3.2 1B Instruct Q4_K_M', mb: 808 },
+  { spec: 'hf:unsloth/gemma-3-270m-it-GGUF/gemma-3-270m-it-Q8_0.gguf', name: 'Gemma 3 270M Instruct Q8_0', mb: 290, approx: true },
+  { spec: 'hf:unsloth/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf', name: 'Gemma 3 1B Instruct Q4_K_M', mb: 810, approx: true },
+  { spec: 'hf:bartowski/Phi-3.5-mini-instruct-GGUF/Phi-3.5-mini-instruct-Q4_K_M.gguf', name: 'Phi-3.5 mini Instruct Q4_K_M', mb: 2390, approx: true },
+  { spec: 'hf:unsloth/Phi-4-mini-instruct-GGUF/Phi-4-mini-instruct-Q4_K_M.gguf', name: 'Phi-4 mini Instruct Q4_K_M', mb: 2490, approx: true },
 ];
+const size = (m) => `${m.approx ? '≈' : ''}${m.mb} MB${m.approx ? ' (unverified)' : ''}`;
 const FILE = '__file__';
 const URL_INPUT = '__url__';
 
@@ -82,7 +88,7 @@ function fillModels() {
   const fromQuery = new URLSearchParams(location.search).get('model');
   const opts = [];
   if (fromQuery) opts.push(option(fromQuery, `${fromQuery.split('/').pop()} (from the address)`));
-  for (const m of MODELS) opts.push(option(m.spec, `${m.name} · ${m.mb} MB`));
+  for (const m of MODELS) opts.push(option(m.spec, `${m.name} · ${size(m)}`));
   if (localFile) opts.push(option(FILE, `Local file: ${localFile.name} · ${mb(localFile.size)}`));
   opts.push(option(URL_INPUT, 'Another URL or hf: spec…'));
   for (const o of opts) {
@@ -113,7 +119,7 @@ function modelChanged() {
   const model = chosenModel();
   if (model instanceof Blob) ui.modelNote.textContent = 'Read from your disk; not stored.';
   else if (typeof model === 'string' && isCached(model)) ui.modelNote.textContent = 'Downloaded before: loads from this browser, offline too.';
-  else if (known) ui.modelNote.textContent = `${known.mb} MB download, kept in this browser afterwards.`;
+  else if (known) ui.modelNote.textContent = `${size(known)} download, kept in this browser afterwards.`;
   else ui.modelNote.textContent = '';
 }
 

@@ -7,16 +7,17 @@
 //! written are reported and skipped. The goldens in `tests/goldens/synth/` are made from these
 //! files by `tools/make_goldens.py`.
 //!
-//! `--shape smollm2-135m` writes benchmark-sized models instead: SmolLM2-135M's shape with random
-//! weights, as `smollm2-135m-{TYPE}.gguf` (default types Q8_0, Q4_0, F16; a K-quant stores its
-//! 576-wide matrices in llama-quantize's fallback type, e.g. Q4_K -> Q5_0 with ffn_down in Q4_K).
+//! `--shape NAME` writes a benchmark-sized model instead, random weights in a real model's shape,
+//! as `NAME-{TYPE}.gguf` (default types Q8_0, Q4_0, F16; a K-quant stores rows that are not whole
+//! super-blocks in llama-quantize's fallback type, e.g. Q4_K -> Q5_0): `smollm2-135m`,
+//! `gemma3-270m` (262k vocabulary, sliding windows) and `phi3.5-mini` (3.8B, LongRoPE).
 
 use pocketllm::quant::GgmlType;
 use pocketllm::synth::{GOLDEN_SEED, SYNTH_TYPES, SynthArch, SynthConfig, synth_model_with};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: synth-models DIR [--seed N] [--arch llama,qwen2,qwen3,llama3] [--types F32,Q8_0,...] [--shape smollm2-135m]";
+const USAGE: &str = "usage: synth-models DIR [--seed N] [--arch llama,qwen2,...] [--types F32,Q8_0,...] [--shape smollm2-135m|gemma3-270m|phi3.5-mini]";
 
 struct Job {
     stem: String,
@@ -51,10 +52,12 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--types" => {
                 types = Some(list(&value("type names")?, |s| GgmlType::ALL.into_iter().find(|t| t.name() == s))?)
             }
-            "--shape" => match value("a shape name")?.as_str() {
-                "smollm2-135m" => shape = Some(("smollm2-135m", SynthConfig::smollm2_135m())),
-                other => return Err(format!("unknown shape {other:?} (known: smollm2-135m)")),
-            },
+            "--shape" => {
+                let name = value("a shape name")?;
+                let (arch, config) = SynthConfig::shape(&name)
+                    .ok_or(format!("unknown shape {name:?} (known: {})", SynthConfig::SHAPES.join(", ")))?;
+                shape = Some((name, arch, config));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}   (default seed {GOLDEN_SEED})");
                 return Ok(());
@@ -67,19 +70,14 @@ fn run(args: Vec<String>) -> Result<(), String> {
     // Types asked for by name must be written; the default list skips what cannot be.
     let strict = types.is_some();
     let jobs: Vec<Job> = match shape {
-        Some((name, config)) => {
+        Some((name, arch, config)) => {
             if archs.is_some() {
                 return Err("--shape fixes the architecture; leave out --arch".into());
             }
             let types = types.unwrap_or(vec![GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16]);
             types
                 .into_iter()
-                .map(|ty| Job {
-                    stem: format!("{name}-{}", ty.name()),
-                    arch: SynthArch::Llama,
-                    config: config.clone(),
-                    ty,
-                })
+                .map(|ty| Job { stem: format!("{name}-{}", ty.name()), arch, config: config.clone(), ty })
                 .collect()
         }
         None => {

@@ -72,6 +72,73 @@ impl SynthConfig {
     /// with [`SynthArch::Llama`]. For benchmarks: about 135M parameters of random weights.
     /// Rows of 576 are not whole K-quant super-blocks: as with the real model's K-quant files,
     /// those matrices fall back to a 32-value block type (`kquant_fallback`).
+    /// The benchmark shapes by name (`synth-models --shape`), with the variant they are written
+    /// as: `smollm2-135m`, `gemma3-270m`, `phi3.5-mini`.
+    pub fn shape(name: &str) -> Option<(SynthArch, SynthConfig)> {
+        Some(match name {
+            "smollm2-135m" => (SynthArch::Llama, Self::smollm2_135m()),
+            "gemma3-270m" => (SynthArch::Gemma3, Self::gemma3_270m()),
+            "phi3.5-mini" => (SynthArch::Phi3, Self::phi35_mini()),
+            _ => return None,
+        })
+    }
+
+    /// The shape names [`SynthConfig::shape`] knows.
+    pub const SHAPES: [&'static str; 3] = ["smollm2-135m", "gemma3-270m", "phi3.5-mini"];
+
+    /// Gemma 3 270M's shape: 640 wide, 18 layers, 4 heads × 256 on 1 KV head, FFN 2048, the
+    /// 262 144-token vocabulary (tied), context 32 768, sliding window 512 on five of every six
+    /// layers (rope base 1e4 there, 1e6 on global layers). Rows of 640 fall back from K-quants
+    /// as llama-quantize does.
+    pub fn gemma3_270m() -> SynthConfig {
+        SynthConfig {
+            hidden: 640,
+            n_layer: 18,
+            n_head: 4,
+            n_head_kv: 1,
+            head_dim: 256,
+            ffn: 2048,
+            vocab: 262_144,
+            context: 32_768,
+            rope_base: 1e6,
+            rms_eps: 1e-6,
+            qk_norm: true,
+            tied_output: true,
+            post_norms: true,
+            kquant_fallback: true,
+            metadata: vec![("attention.sliding_window", Value::U32(512))],
+            ..Self::smollm2_135m()
+        }
+    }
+
+    /// Phi-3.5-mini's shape: 3072 wide, 32 layers, 32 heads × 96 (no GQA), FFN 8192, 32 064
+    /// tokens, untied, fused qkv and gate/up, LongRoPE from an original context of 4096 (so
+    /// the default 4096-token context takes the short factors), context 131 072. About 3.8B
+    /// parameters of random weights.
+    pub fn phi35_mini() -> SynthConfig {
+        SynthConfig {
+            hidden: 3072,
+            n_layer: 32,
+            n_head: 32,
+            n_head_kv: 32,
+            head_dim: 96,
+            ffn: 8192,
+            vocab: 32_064,
+            context: 131_072,
+            rope_base: 10000.0,
+            rms_eps: 1e-5,
+            tied_output: false,
+            fused_projections: true,
+            long_rope: true,
+            kquant_fallback: true,
+            metadata: vec![
+                ("rope.scaling.original_context_length", Value::U32(4096)),
+                ("rope.scaling.attn_factor", Value::F32(1.1902381)),
+            ],
+            ..Self::smollm2_135m()
+        }
+    }
+
     pub fn smollm2_135m() -> SynthConfig {
         SynthConfig {
             hidden: 576,

@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests.
 #![allow(dead_code)]
 
+pub mod hf_vocab;
 pub mod ops;
 
 use std::path::PathBuf;
