@@ -116,11 +116,7 @@ impl Fixture {
         self.rel.contains("stories260K")
     }
 
-    /// The model with an f32 KV cache, as the goldens were made (`type_k = type_v = f32`).
-    fn model<B: Backend>(&self, backend: B) -> Option<Model<B>> {
-        self.model_with(backend, KvType::F32)
-    }
-
+    /// The model at the goldens' context with a `kv_type` cache (the goldens: f32).
     fn model_with<B: Backend>(&self, backend: B, kv_type: KvType) -> Option<Model<B>> {
         self.model_opts(backend, ModelOptions { kv_type: Some(kv_type), ..GOLDEN_OPTIONS })
     }
